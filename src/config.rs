@@ -1,0 +1,624 @@
+//! Typed configuration: the TOML file, overridden by `SLOTGATE_SECTION__KEY`
+//! environment variables, checked once at start.
+//!
+//! The raw serde structs mirror the file; `Config::load` turns them into
+//! validated values (socket addresses, CIDR blocks, enums) so the rest of the
+//! code never re-parses a string. Every error names the key and what it
+//! accepts, because a misconfigured telecom element must refuse to start
+//! rather than half-work on live traffic.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+
+/// A configuration problem, always naming the key at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {reason}")]
+    File { path: String, reason: String },
+    #[error("config key `{key}`: {reason}")]
+    Key { key: String, reason: String },
+}
+
+fn key_error(key: &str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Key {
+        key: key.to_string(),
+        reason: reason.into(),
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    Udp,
+    Tcp,
+}
+
+/// What an INVITE from a source outside `pbx.allowed_sources` receives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UnknownSourcePolicy {
+    Reject,
+    Ignore,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub sip: SipConfig,
+    pub pbx: PbxConfig,
+    pub trunk: TrunkConfig,
+    pub store: StoreConfig,
+    pub shutdown: ShutdownConfig,
+    pub log_level: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct SipConfig {
+    pub udp_listen: SocketAddr,
+    pub tcp_listen: Option<SocketAddr>,
+    /// host[:port] for Via and Contact.
+    pub advertised_address: String,
+    pub max_message_size: usize,
+    pub user_agent: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct PbxUser {
+    pub username: String,
+    pub password: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct PbxConfig {
+    pub allowed_sources: Vec<IpNet>,
+    pub on_unknown_source: UnknownSourcePolicy,
+    pub rate_limit: u32,
+    pub rate_limit_burst: u32,
+    pub auth_enabled: bool,
+    pub auth_realm: String,
+    pub auth_sha256: bool,
+    pub auth_users: Vec<PbxUser>,
+}
+
+#[derive(Debug, Clone)]
+pub struct TrunkConfig {
+    pub address: SocketAddr,
+    pub transport: Transport,
+    pub outbound_proxy: Option<SocketAddr>,
+    pub domain: String,
+    pub username: String,
+    pub password: String,
+    pub options_interval: Option<Duration>,
+    pub carry_headers: Vec<String>,
+}
+
+impl TrunkConfig {
+    /// Where requests toward the trunk are physically sent.
+    pub fn next_hop(&self) -> SocketAddr {
+        self.outbound_proxy.unwrap_or(self.address)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    pub url: String,
+    pub batch_size: usize,
+    pub flush_interval: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct ShutdownConfig {
+    pub retry_after_secs: u32,
+    pub drain_timeout: Duration,
+}
+
+/// The file as written. Defaults here equal `config/slotgate.toml`, so a key
+/// left out of a file means the documented default.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    sip: RawSip,
+    pbx: RawPbx,
+    trunk: RawTrunk,
+    store: RawStore,
+    shutdown: RawShutdown,
+    log: RawLog,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawSip {
+    udp_listen: String,
+    tcp_listen: String,
+    advertised_address: String,
+    max_message_size: u64,
+    user_agent: String,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawPbx {
+    allowed_sources: Vec<String>,
+    on_unknown_source: String,
+    rate_limit: u32,
+    rate_limit_burst: u32,
+    auth_enabled: bool,
+    auth_realm: String,
+    auth_algorithm: String,
+    auth_users: Vec<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawTrunk {
+    address: String,
+    transport: String,
+    outbound_proxy: String,
+    domain: String,
+    username: String,
+    password: String,
+    options_interval_secs: u64,
+    carry_headers: Vec<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawStore {
+    url: String,
+    batch_size: u64,
+    flush_interval_ms: u64,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawShutdown {
+    retry_after_secs: u32,
+    drain_timeout_secs: u64,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawLog {
+    level: String,
+}
+
+impl Default for RawConfig {
+    fn default() -> Self {
+        RawConfig {
+            sip: RawSip::default(),
+            pbx: RawPbx::default(),
+            trunk: RawTrunk::default(),
+            store: RawStore::default(),
+            shutdown: RawShutdown::default(),
+            log: RawLog::default(),
+        }
+    }
+}
+
+impl Default for RawSip {
+    fn default() -> Self {
+        RawSip {
+            udp_listen: "127.0.0.1:5060".into(),
+            tcp_listen: "127.0.0.1:5060".into(),
+            advertised_address: String::new(),
+            max_message_size: 65535,
+            user_agent: "slotgate".into(),
+        }
+    }
+}
+
+impl Default for RawPbx {
+    fn default() -> Self {
+        RawPbx {
+            allowed_sources: vec!["127.0.0.0/8".into(), "::1/128".into()],
+            on_unknown_source: "reject".into(),
+            rate_limit: 0,
+            rate_limit_burst: 0,
+            auth_enabled: false,
+            auth_realm: "slotgate".into(),
+            auth_algorithm: "MD5".into(),
+            auth_users: Vec::new(),
+        }
+    }
+}
+
+impl Default for RawTrunk {
+    fn default() -> Self {
+        RawTrunk {
+            address: "127.0.0.1:5080".into(),
+            transport: "udp".into(),
+            outbound_proxy: String::new(),
+            domain: String::new(),
+            username: String::new(),
+            password: String::new(),
+            options_interval_secs: 30,
+            carry_headers: Vec::new(),
+        }
+    }
+}
+
+impl Default for RawStore {
+    fn default() -> Self {
+        RawStore {
+            url: "sqlite://slotgate.db".into(),
+            batch_size: 200,
+            flush_interval_ms: 200,
+        }
+    }
+}
+
+impl Default for RawShutdown {
+    fn default() -> Self {
+        RawShutdown {
+            retry_after_secs: 30,
+            drain_timeout_secs: 30,
+        }
+    }
+}
+
+impl Default for RawLog {
+    fn default() -> Self {
+        RawLog {
+            level: "info".into(),
+        }
+    }
+}
+
+impl Config {
+    /// Reads `path`, applies `SLOTGATE_*` overrides and validates the result.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        if !path.is_file() {
+            return Err(ConfigError::File {
+                path: path.display().to_string(),
+                reason: "no such file".into(),
+            });
+        }
+        let figment = Figment::from(Serialized::defaults(RawConfig::default()))
+            .merge(Toml::file(path))
+            .merge(Env::prefixed("SLOTGATE_").split("__"));
+        Self::from_figment(figment)
+    }
+
+    /// Parses a TOML document (no environment); used by tests and tools.
+    pub fn from_toml_str(text: &str) -> Result<Config, ConfigError> {
+        let figment =
+            Figment::from(Serialized::defaults(RawConfig::default())).merge(Toml::string(text));
+        Self::from_figment(figment)
+    }
+
+    fn from_figment(figment: Figment) -> Result<Config, ConfigError> {
+        let raw: RawConfig = figment.extract().map_err(|e| {
+            let key = if e.path.is_empty() {
+                "(file)".to_string()
+            } else {
+                e.path.join(".")
+            };
+            key_error(&key, e.kind.to_string())
+        })?;
+        raw.validate()
+    }
+}
+
+fn parse_socket(key: &str, value: &str) -> Result<SocketAddr, ConfigError> {
+    value.trim().parse().map_err(|_| {
+        key_error(
+            key,
+            format!("`{value}` is not an IP:port address (e.g. 127.0.0.1:5060 or [::1]:5060)"),
+        )
+    })
+}
+
+fn parse_optional_socket(key: &str, value: &str) -> Result<Option<SocketAddr>, ConfigError> {
+    if value.trim().is_empty() {
+        Ok(None)
+    } else {
+        parse_socket(key, value).map(Some)
+    }
+}
+
+fn parse_source(key: &str, value: &str) -> Result<IpNet, ConfigError> {
+    let value = value.trim();
+    if let Ok(net) = value.parse::<IpNet>() {
+        return Ok(net);
+    }
+    value
+        .parse::<std::net::IpAddr>()
+        .map(IpNet::from)
+        .map_err(|_| {
+            key_error(
+                key,
+                format!("`{value}` is not an IP address or CIDR block (e.g. 10.0.0.0/24)"),
+            )
+        })
+}
+
+/// A host[:port] token safe to write into Via and Contact.
+fn is_host_port(value: &str) -> bool {
+    !value.is_empty()
+        && value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'))
+}
+
+impl RawConfig {
+    fn validate(self) -> Result<Config, ConfigError> {
+        let udp_listen = parse_socket("sip.udp_listen", &self.sip.udp_listen)?;
+        let tcp_listen = parse_optional_socket("sip.tcp_listen", &self.sip.tcp_listen)?;
+        let advertised_address = if self.sip.advertised_address.trim().is_empty() {
+            match udp_listen {
+                SocketAddr::V4(a) if a.ip().is_unspecified() => return Err(key_error(
+                    "sip.advertised_address",
+                    "required when sip.udp_listen is 0.0.0.0: the address peers reach slotgate on",
+                )),
+                SocketAddr::V6(a) if a.ip().is_unspecified() => {
+                    return Err(key_error(
+                        "sip.advertised_address",
+                        "required when sip.udp_listen is [::]: the address peers reach slotgate on",
+                    ))
+                }
+                addr => addr.to_string(),
+            }
+        } else {
+            let value = self.sip.advertised_address.trim().to_string();
+            if !is_host_port(&value) {
+                return Err(key_error(
+                    "sip.advertised_address",
+                    format!("`{value}` is not a host or host:port"),
+                ));
+            }
+            value
+        };
+        if !(1024..=1_048_576).contains(&self.sip.max_message_size) {
+            return Err(key_error(
+                "sip.max_message_size",
+                "must be between 1024 and 1048576 bytes",
+            ));
+        }
+        if self.sip.user_agent.trim().is_empty() || self.sip.user_agent.contains(['\r', '\n']) {
+            return Err(key_error(
+                "sip.user_agent",
+                "must be a non-empty single line",
+            ));
+        }
+
+        let allowed_sources = self
+            .pbx
+            .allowed_sources
+            .iter()
+            .map(|s| parse_source("pbx.allowed_sources", s))
+            .collect::<Result<Vec<_>, _>>()?;
+        let on_unknown_source = match self.pbx.on_unknown_source.as_str() {
+            "reject" => UnknownSourcePolicy::Reject,
+            "ignore" => UnknownSourcePolicy::Ignore,
+            other => {
+                return Err(key_error(
+                    "pbx.on_unknown_source",
+                    format!("`{other}` is not allowed: use \"reject\" or \"ignore\""),
+                ))
+            }
+        };
+        let auth_sha256 = match self.pbx.auth_algorithm.to_ascii_uppercase().as_str() {
+            "MD5" => false,
+            "SHA-256" => true,
+            other => {
+                return Err(key_error(
+                    "pbx.auth_algorithm",
+                    format!("`{other}` is not allowed: use \"MD5\" or \"SHA-256\""),
+                ))
+            }
+        };
+        let auth_users = self
+            .pbx
+            .auth_users
+            .iter()
+            .map(|entry| match entry.split_once(':') {
+                Some((u, p)) if !u.is_empty() && !p.is_empty() => Ok(PbxUser {
+                    username: u.to_string(),
+                    password: p.to_string(),
+                }),
+                _ => Err(key_error(
+                    "pbx.auth_users",
+                    format!("`{entry}` must be written \"username:password\""),
+                )),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        if self.pbx.auth_enabled && auth_users.is_empty() {
+            return Err(key_error(
+                "pbx.auth_users",
+                "pbx.auth_enabled is true but no users are listed",
+            ));
+        }
+        if self.pbx.auth_enabled && self.pbx.auth_realm.contains(['"', '\r', '\n']) {
+            return Err(key_error(
+                "pbx.auth_realm",
+                "must not contain quotes or line breaks",
+            ));
+        }
+
+        let address = parse_socket("trunk.address", &self.trunk.address)?;
+        let transport = match self.trunk.transport.to_ascii_lowercase().as_str() {
+            "udp" => Transport::Udp,
+            "tcp" => Transport::Tcp,
+            other => {
+                return Err(key_error(
+                    "trunk.transport",
+                    format!("`{other}` is not allowed: use \"udp\" or \"tcp\""),
+                ))
+            }
+        };
+        let outbound_proxy =
+            parse_optional_socket("trunk.outbound_proxy", &self.trunk.outbound_proxy)?;
+        let domain = if self.trunk.domain.trim().is_empty() {
+            address.to_string()
+        } else if is_host_port(self.trunk.domain.trim()) {
+            self.trunk.domain.trim().to_string()
+        } else {
+            return Err(key_error(
+                "trunk.domain",
+                format!("`{}` is not a host or host:port", self.trunk.domain),
+            ));
+        };
+        if !self.trunk.username.is_empty() && self.trunk.password.is_empty() {
+            return Err(key_error(
+                "trunk.password",
+                "trunk.username is set but the password is empty",
+            ));
+        }
+        for name in &self.trunk.carry_headers {
+            let ok = !name.is_empty()
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+            if !ok {
+                return Err(key_error(
+                    "trunk.carry_headers",
+                    format!("`{name}` is not a header name"),
+                ));
+            }
+        }
+        if transport == Transport::Tcp && tcp_listen.is_none() {
+            return Err(key_error(
+                "sip.tcp_listen",
+                "trunk.transport is \"tcp\" but TCP is disabled",
+            ));
+        }
+
+        let url = self.store.url.trim().to_string();
+        if !(url.starts_with("sqlite:")
+            || url.starts_with("postgres://")
+            || url.starts_with("postgresql://"))
+        {
+            return Err(key_error(
+                "store.url",
+                format!(
+                    "`{url}` is not allowed: use sqlite://PATH or postgres://USER@HOST:PORT/DB"
+                ),
+            ));
+        }
+        if !(1..=10_000).contains(&self.store.batch_size) {
+            return Err(key_error("store.batch_size", "must be between 1 and 10000"));
+        }
+        if !(1..=60_000).contains(&self.store.flush_interval_ms) {
+            return Err(key_error(
+                "store.flush_interval_ms",
+                "must be between 1 and 60000",
+            ));
+        }
+        if self.shutdown.drain_timeout_secs > 86_400 {
+            return Err(key_error(
+                "shutdown.drain_timeout_secs",
+                "must be at most 86400",
+            ));
+        }
+        if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
+            return Err(key_error(
+                "log.level",
+                format!(
+                    "`{}` is not a log filter: use error, warn, info, debug or trace",
+                    self.log.level
+                ),
+            ));
+        }
+
+        Ok(Config {
+            sip: SipConfig {
+                udp_listen,
+                tcp_listen,
+                advertised_address,
+                max_message_size: self.sip.max_message_size as usize,
+                user_agent: self.sip.user_agent.trim().to_string(),
+            },
+            pbx: PbxConfig {
+                allowed_sources,
+                on_unknown_source,
+                rate_limit: self.pbx.rate_limit,
+                rate_limit_burst: self.pbx.rate_limit_burst,
+                auth_enabled: self.pbx.auth_enabled,
+                auth_realm: self.pbx.auth_realm,
+                auth_sha256,
+                auth_users,
+            },
+            trunk: TrunkConfig {
+                address,
+                transport,
+                outbound_proxy,
+                domain,
+                username: self.trunk.username,
+                password: self.trunk.password,
+                options_interval: (self.trunk.options_interval_secs > 0)
+                    .then(|| Duration::from_secs(self.trunk.options_interval_secs)),
+                carry_headers: self.trunk.carry_headers,
+            },
+            store: StoreConfig {
+                url,
+                batch_size: self.store.batch_size as usize,
+                flush_interval: Duration::from_millis(self.store.flush_interval_ms),
+            },
+            shutdown: ShutdownConfig {
+                retry_after_secs: self.shutdown.retry_after_secs,
+                drain_timeout: Duration::from_secs(self.shutdown.drain_timeout_secs),
+            },
+            log_level: self.log.level,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key_of(err: ConfigError) -> String {
+        match err {
+            ConfigError::Key { key, .. } => key,
+            other => panic!("expected a key error, got {other}"),
+        }
+    }
+
+    #[test]
+    fn shipped_default_config_is_valid() {
+        let text = include_str!("../config/slotgate.toml");
+        let config = Config::from_toml_str(text).unwrap();
+        assert_eq!(config.sip.udp_listen, "127.0.0.1:5060".parse().unwrap());
+        assert_eq!(config.store.url, "sqlite://slotgate.db");
+        assert_eq!(config.trunk.transport, Transport::Udp);
+    }
+
+    #[test]
+    fn wrong_values_name_their_key() {
+        let cases = [
+            ("[sip]\nudp_listen = \"nonsense\"", "sip.udp_listen"),
+            ("[trunk]\ntransport = \"sctp\"", "trunk.transport"),
+            (
+                "[pbx]\nallowed_sources = [\"10.0.0.0/33\"]",
+                "pbx.allowed_sources",
+            ),
+            (
+                "[pbx]\non_unknown_source = \"maybe\"",
+                "pbx.on_unknown_source",
+            ),
+            ("[store]\nurl = \"mysql://x\"", "store.url"),
+            ("[sip]\nmax_message_size = 10", "sip.max_message_size"),
+            ("[pbx]\nauth_enabled = true", "pbx.auth_users"),
+            ("[sip]\nmax_message_size = \"big\"", "sip.max_message_size"),
+            ("[sip]\nno_such_key = 1", "sip"),
+        ];
+        for (text, key) in cases {
+            let err = Config::from_toml_str(text).unwrap_err();
+            let got = key_of(err);
+            assert!(got.starts_with(key), "{text}: got key {got}, want {key}");
+        }
+    }
+
+    #[test]
+    fn cidr_and_bare_addresses_are_sources() {
+        let config =
+            Config::from_toml_str("[pbx]\nallowed_sources = [\"10.1.2.3\", \"192.168.0.0/16\"]")
+                .unwrap();
+        assert_eq!(config.pbx.allowed_sources.len(), 2);
+        assert!(config.pbx.allowed_sources[0]
+            .contains(&"10.1.2.3".parse::<std::net::IpAddr>().unwrap()));
+    }
+}

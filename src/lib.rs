@@ -1,0 +1,178 @@
+//! slotgate: a consent-gated SIP B2BUA between an enterprise's PBX and its
+//! outbound trunk.
+//!
+//! This file only wires the parts together: it binds the sockets, runs the
+//! B2BUA core on them, and hands finished calls to the store. Everything
+//! with behaviour lives in the modules below (see ARCHITECTURE.md).
+
+pub mod b2bua;
+pub mod config;
+pub mod sip;
+pub mod store;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::{TcpListener, UdpSocket};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tracing::{info, warn};
+
+use crate::b2bua::Core;
+use crate::config::Config;
+use crate::sip::transport::{self, StreamEvent, TcpHub};
+use crate::sip::{Peer, Transport};
+use crate::store::{spawn_recorder, CallRecorder, Store};
+
+/// Why slotgate could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("cannot listen on {addr} ({what})")]
+    Bind {
+        addr: SocketAddr,
+        what: &'static str,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
+}
+
+/// Datagrams handled per wake-up before timers and TCP get a turn.
+const UDP_BATCH: usize = 256;
+
+/// Runs slotgate until `shutdown` resolves, then drains: new INVITEs get
+/// 503, calls in progress get up to the drain timeout to end, the rest are
+/// hung up, and every call record is written before returning.
+pub async fn serve(
+    config: Config,
+    store: Store,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), RunError> {
+    let udp = transport::bind_udp(config.sip.udp_listen).map_err(|source| RunError::Bind {
+        addr: config.sip.udp_listen,
+        what: "udp",
+        source,
+    })?;
+    let udp = Arc::new(udp);
+    let (events_tx, mut events_rx) = mpsc::channel::<StreamEvent>(4096);
+    if let Some(addr) = config.sip.tcp_listen {
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| RunError::Bind {
+                addr,
+                what: "tcp",
+                source,
+            })?;
+        tokio::spawn(transport::accept_loop(
+            listener,
+            events_tx.clone(),
+            config.sip.max_message_size,
+        ));
+    }
+    let mut hub = TcpHub::new(events_tx, config.sip.max_message_size);
+    let (recorder, recorder_handle) =
+        spawn_recorder(store, config.store.batch_size, config.store.flush_interval);
+
+    let mut core = Core::new(&config, std::time::Instant::now(), chrono::Utc::now());
+    info!(
+        udp = %config.sip.udp_listen,
+        tcp = ?config.sip.tcp_listen,
+        trunk = %config.trunk.address,
+        "slotgate is listening"
+    );
+
+    let mut buf = vec![0u8; 65_536];
+    let far_future = Instant::now() + Duration::from_secs(86_400 * 365);
+    let timer = tokio::time::sleep_until(far_future);
+    tokio::pin!(timer);
+    tokio::pin!(shutdown);
+    let mut drain_deadline: Option<Instant> = None;
+
+    loop {
+        let wake = core
+            .poll_timeout()
+            .map(Instant::from_std)
+            .unwrap_or(far_future);
+        if timer.deadline() != wake {
+            timer.as_mut().reset(wake);
+        }
+        let drain_at = drain_deadline.unwrap_or(far_future);
+        tokio::select! {
+            biased;
+            _ = &mut shutdown, if drain_deadline.is_none() => {
+                info!(active_calls = core.active_calls(), "shutting down: refusing new calls, draining");
+                core.start_draining();
+                drain_deadline = Some(Instant::now() + config.shutdown.drain_timeout);
+            }
+            _ = tokio::time::sleep_until(drain_at), if drain_deadline.is_some() => {
+                warn!(active_calls = core.active_calls(), "drain timeout: ending remaining calls");
+                core.terminate_all(std::time::Instant::now());
+                flush(&mut core, &udp, &mut hub, &recorder).await;
+                break;
+            }
+            received = udp.recv_from(&mut buf) => {
+                let now = std::time::Instant::now();
+                if let Ok((n, from)) = received {
+                    core.handle_datagram(udp_peer(from), &buf[..n], now);
+                }
+                for _ in 0..UDP_BATCH {
+                    match udp.try_recv_from(&mut buf) {
+                        Ok((n, from)) => core.handle_datagram(udp_peer(from), &buf[..n], now),
+                        Err(_) => break,
+                    }
+                }
+            }
+            Some(event) = events_rx.recv() => {
+                let now = std::time::Instant::now();
+                match event {
+                    StreamEvent::Connected { addr, writer } => hub.on_connected(addr, writer),
+                    StreamEvent::Closed { addr } => hub.on_closed(addr),
+                    StreamEvent::Message { peer, bytes } => core.handle_stream_message(peer, &bytes, now),
+                }
+            }
+            _ = &mut timer => {
+                core.handle_timeout(std::time::Instant::now());
+            }
+        }
+        flush(&mut core, &udp, &mut hub, &recorder).await;
+        if drain_deadline.is_some() && core.active_calls() == 0 {
+            break;
+        }
+    }
+    // Give the last BYEs and responses a moment on the wire.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let unwritten = recorder_handle.shutdown().await;
+    if unwritten > 0 {
+        warn!(unwritten, "call records could not be written before exit");
+    }
+    info!("slotgate stopped");
+    Ok(())
+}
+
+fn udp_peer(addr: SocketAddr) -> Peer {
+    Peer {
+        transport: Transport::Udp,
+        addr,
+    }
+}
+
+/// Moves everything the core produced onto sockets and into the recorder.
+async fn flush(core: &mut Core, udp: &UdpSocket, hub: &mut TcpHub, recorder: &CallRecorder) {
+    while let Some(t) = core.poll_transmit() {
+        match t.peer.transport {
+            Transport::Udp => match udp.try_send_to(&t.bytes, t.peer.addr) {
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    let _ = udp.send_to(&t.bytes, t.peer.addr).await;
+                }
+                Err(e) => tracing::debug!(to = %t.peer.addr, error = %e, "UDP send failed"),
+            },
+            Transport::Tcp => hub.send(t.peer.addr, t.bytes),
+        }
+    }
+    while let Some(record) = core.poll_record() {
+        recorder.record(record);
+    }
+}

@@ -1,0 +1,138 @@
+//! The `slotgate` command: run the B2BUA, check a config, or apply the
+//! database migrations.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use slotgate::config::Config;
+use slotgate::store::Store;
+
+#[derive(Parser)]
+#[command(
+    name = "slotgate",
+    version,
+    about = "Consent-gated outbound calling: a SIP B2BUA in front of your trunk"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run slotgate (applies migrations first).
+    Run {
+        #[arg(long, default_value = "config/slotgate.toml")]
+        config: PathBuf,
+    },
+    /// Validate the configuration and exit (2 on error, naming the key).
+    CheckConfig {
+        #[arg(long, default_value = "config/slotgate.toml")]
+        config: PathBuf,
+    },
+    /// Apply the database migrations and exit.
+    Migrate {
+        #[arg(long, default_value = "config/slotgate.toml")]
+        config: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let path = match &cli.command {
+        Command::Run { config } | Command::CheckConfig { config } | Command::Migrate { config } => {
+            config.clone()
+        }
+    };
+    let config = match Config::load(&path) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("slotgate: configuration error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    init_logging(&config.log_level);
+    match cli.command {
+        Command::CheckConfig { .. } => {
+            println!("{}: configuration is valid", path.display());
+            ExitCode::SUCCESS
+        }
+        Command::Migrate { .. } => report(runtime().and_then(|rt| rt.block_on(migrate(&config)))),
+        Command::Run { .. } => report(runtime().and_then(|rt| rt.block_on(run(config)))),
+    }
+}
+
+fn report(result: anyhow::Result<()>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("slotgate: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(level: &str) {
+    // RUST_LOG wins for ad-hoc debugging; the config's level is the default.
+    let filter = std::env::var("RUST_LOG")
+        .ok()
+        .and_then(|v| tracing_subscriber::EnvFilter::try_new(v).ok())
+        .or_else(|| tracing_subscriber::EnvFilter::try_new(level).ok())
+        .unwrap_or_else(|| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+async fn migrate(config: &Config) -> anyhow::Result<()> {
+    let store = Store::connect(&config.store.url)
+        .await
+        .context("store.url")?;
+    store.migrate().await.context("applying migrations")?;
+    println!("migrations applied");
+    Ok(())
+}
+
+async fn run(config: Config) -> anyhow::Result<()> {
+    let store = Store::connect(&config.store.url)
+        .await
+        .context("store.url")?;
+    store.migrate().await.context("applying migrations")?;
+    slotgate::serve(config, store, shutdown_signal()).await?;
+    Ok(())
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
