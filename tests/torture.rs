@@ -21,7 +21,7 @@
 
 mod common;
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fs;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
@@ -777,6 +777,37 @@ fn take_message(buf: &mut Vec<u8>) -> Option<Vec<u8>> {
     Some(buf.drain(..end + len).collect())
 }
 
+/// What identifies a server transaction besides the method (RFC 3261
+/// §17.2.3): the top Via's sent-by and branch.
+#[derive(PartialEq, Eq)]
+struct ViaKey {
+    sent_by: String,
+    branch: Option<String>,
+}
+
+fn via_key(via: &str) -> ViaKey {
+    let first = via.split(',').next().unwrap_or("");
+    let mut parts = first.split(';');
+    let sent_by = parts
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .last()
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    let branch = parts.find_map(|param| {
+        let (name, value) = param.split_once('=')?;
+        name.trim()
+            .eq_ignore_ascii_case("branch")
+            .then(|| value.trim().to_string())
+    });
+    ViaKey { sent_by, branch }
+}
+
+fn cseq_method(headers: &[(String, String)]) -> Option<&str> {
+    header(headers, "cseq")?.split_whitespace().nth(1)
+}
+
 /// What the test needs to know about one corpus message.
 struct Request {
     bytes: Vec<u8>,
@@ -785,6 +816,7 @@ struct Request {
     uri: String,
     call_id: Option<String>,
     cseq: Option<(String, String)>,
+    via: Option<ViaKey>,
 }
 
 fn describe_request(bytes: Vec<u8>) -> Request {
@@ -802,12 +834,14 @@ fn describe_request(bytes: Vec<u8>) -> Request {
         let mut it = v.split_whitespace();
         Some((it.next()?.to_string(), it.next()?.to_string()))
     });
+    let via = header(&msg.headers, "via").map(via_key);
     Request {
         bytes,
         method,
         uri,
         call_id,
         cseq,
+        via,
     }
 }
 
@@ -829,10 +863,7 @@ fn build_ack(msg: &Message, uri: &str) -> Option<Vec<u8>> {
 }
 
 fn is_final_to_invite(msg: &Message, code: Option<u16>) -> bool {
-    code.is_some_and(|c| c >= 200)
-        && header(&msg.headers, "cseq")
-            .and_then(|v| v.split_whitespace().nth(1))
-            .is_some_and(|m| m == "INVITE")
+    code.is_some_and(|c| c >= 200) && cseq_method(&msg.headers) == Some("INVITE")
 }
 
 // ---------------------------------------------------------------------------
@@ -1176,18 +1207,23 @@ struct Answer {
     source: String,
     code: Option<u16>,
     msg: Message,
+    /// The answer belongs to an earlier message of the same transaction
+    /// (same branch, sent-by and method): a legitimate retransmission.
+    replay_of: Option<String>,
 }
 
 impl Answer {
     fn label(&self, primary: &str) -> String {
-        let code = self
+        let mut label = self
             .code
             .map_or_else(|| "not-a-response".to_string(), |c| c.to_string());
-        if self.source == primary {
-            code
-        } else {
-            format!("{code}@{}", self.source)
+        if let Some(owner) = &self.replay_of {
+            label.push_str(&format!("(replay of {owner})"));
         }
+        if self.source != primary {
+            label.push_str(&format!("@{}", self.source));
+        }
+        label
     }
 }
 
@@ -1196,6 +1232,8 @@ struct Exchange {
     answers: Vec<Answer>,
     noise: Vec<Answer>,
     strays: Vec<String>,
+    /// Answers to another message taken for this one's transaction.
+    misrouted: Vec<String>,
     closed: bool,
     leftover: usize,
     error: Option<String>,
@@ -1208,8 +1246,11 @@ struct Attribution<'a> {
     file: &'a str,
     call_id: Option<&'a str>,
     noise: Option<&'a str>,
-    /// Call-IDs of the other corpus messages: answers carrying one are late.
-    others: &'a HashSet<String>,
+    /// Call-IDs of the corpus messages, with the files using them: an answer
+    /// carrying another message's Call-ID is late, a replay, or misrouted.
+    others: &'a HashMap<String, String>,
+    method: Option<&'a str>,
+    via: Option<&'a ViaKey>,
     uri: &'a str,
     /// Between messages: everything is late.
     draining: bool,
@@ -1238,30 +1279,56 @@ fn file_inbound(inb: Inbound, at: &Attribution, ex: &mut Exchange) -> (Filed, Op
         None
     };
     let cid = header(&msg.headers, "call-id").map(str::to_string);
-    let answer = Answer {
+    let owner = cid
+        .as_deref()
+        .filter(|c| Some(*c) != at.call_id)
+        .and_then(|c| at.others.get(c))
+        .cloned();
+    // Same branch and method as the message in flight: the same transaction
+    // if the sent-by matches too, a wrong match otherwise.
+    let resp_via = header(&msg.headers, "via").map(via_key);
+    let same_branch = match (&resp_via, at.via) {
+        (Some(got), Some(sent)) => {
+            got.branch.is_some()
+                && got.branch == sent.branch
+                && cseq_method(&msg.headers) == at.method
+        }
+        _ => false,
+    };
+    let same_sent_by =
+        same_branch && resp_via.as_ref().map(|v| &v.sent_by) == at.via.map(|v| &v.sent_by);
+    let mut answer = Answer {
         source: inb.source,
         code,
         msg,
+        replay_of: None,
     };
     let is_noise = at.noise.is_some() && cid.as_deref() == at.noise;
-    let is_other = cid
-        .as_deref()
-        .is_some_and(|c| Some(c) != at.call_id && at.others.contains(c));
-    if at.draining || (is_other && !is_noise) {
-        ex.strays.push(
-            format!(
-                "{} {} (Call-ID {}) from {}",
-                if at.draining { "before" } else { "during" },
-                at.file,
-                cid.as_deref().unwrap_or("none"),
-                answer.source
-            ) + &format!(": {}", answer.msg.start),
-        );
-        return (Filed::Stray, ack);
-    }
-    if is_noise {
+    if is_noise && !at.draining {
         ex.noise.push(answer);
         return (Filed::Noise(code), ack);
+    }
+    if let (Some(owner), false) = (&owner, at.draining) {
+        if same_sent_by {
+            answer.replay_of = Some(owner.clone());
+            ex.answers.push(answer);
+            return (Filed::Answer(code), ack);
+        }
+        if same_branch {
+            ex.misrouted
+                .push(format!("{} of {owner}", answer.msg.start));
+        }
+    }
+    if at.draining || owner.is_some() {
+        ex.strays.push(format!(
+            "{} {} from {}: {} (Call-ID {})",
+            if at.draining { "before" } else { "during" },
+            at.file,
+            answer.source,
+            answer.msg.start,
+            owner.as_deref().or(cid.as_deref()).unwrap_or("none"),
+        ));
+        return (Filed::Stray, ack);
     }
     ex.answers.push(answer);
     (Filed::Answer(code), ack)
@@ -1504,9 +1571,15 @@ fn evaluate(case: &Case, transport: Transport, req: &Request, ex: &Exchange) -> 
         }
     }
     if !invalid && req.method.is_some() {
-        for a in &ex.answers {
+        for a in ex.answers.iter().filter(|a| a.replay_of.is_none()) {
             problems.extend(echo_problems(a, req));
         }
+    }
+    for m in &ex.misrouted {
+        problems.push(format!(
+            "answered with {m}: taken for that message's transaction though the top Via \
+             sent-by differs (RFC 3261 §17.2.3 matches branch, sent-by and method)"
+        ));
     }
     if ex.leftover > 0 {
         problems.push(format!(
@@ -1594,32 +1667,44 @@ struct Report {
     strays: Vec<String>,
 }
 
-fn exited(sg: &mut Slotgate) -> Option<String> {
-    match sg.child.try_wait() {
-        Ok(Some(status)) => Some(status.to_string()),
-        Ok(None) => None,
-        Err(e) => Some(format!("cannot wait for it: {e}")),
-    }
+fn exited(sg: &mut Slotgate) -> Option<std::process::ExitStatus> {
+    sg.child.try_wait().ok().flatten()
+}
+
+/// Why slotgate stopped answering.
+struct Death {
+    what: String,
+    /// It shut down cleanly on SIGINT/SIGTERM, which the test never sends
+    /// while replaying: something outside the test stopped it.
+    external: bool,
 }
 
 /// The process is alive and answers OPTIONS with 200.
-fn liveness(sg: &mut Slotgate) -> Result<(), String> {
-    if let Some(status) = exited(sg) {
-        return Err(format!("slotgate exited ({status})"));
-    }
+fn liveness(sg: &mut Slotgate) -> Result<(), Death> {
     let mut last = None;
-    for _ in 0..2 {
-        last = options_ping(sg.addr(), PING_WAIT);
-        if last == Some(200) {
-            return Ok(());
+    if exited(sg).is_none() {
+        for _ in 0..2 {
+            last = options_ping(sg.addr(), PING_WAIT);
+            if last == Some(200) {
+                return Ok(());
+            }
         }
     }
     if let Some(status) = exited(sg) {
-        return Err(format!("slotgate exited ({status})"));
+        let external = status.success() && sg.log().contains("shutting down");
+        let what = if external {
+            format!("slotgate was stopped by a signal from outside the test ({status})")
+        } else {
+            format!("slotgate exited ({status})")
+        };
+        return Err(Death { what, external });
     }
-    Err(match last {
-        Some(code) => format!("slotgate answered the OPTIONS check with {code}, not 200"),
-        None => "slotgate no longer answers OPTIONS".to_string(),
+    Err(Death {
+        what: match last {
+            Some(code) => format!("slotgate answered the OPTIONS check with {code}, not 200"),
+            None => "slotgate no longer answers OPTIONS".to_string(),
+        },
+        external: false,
     })
 }
 
@@ -1645,6 +1730,110 @@ fn start_slotgate(trunk: &Trunk) -> Result<Slotgate, String> {
     })
 }
 
+/// What one message produced.
+struct Replayed {
+    row: Row,
+    problems: Vec<String>,
+    strays: Vec<String>,
+    death: Option<Death>,
+}
+
+/// The context shared by every message of a pass.
+struct Pass<'a> {
+    transport: Transport,
+    peer: &'a Peer,
+    trunk: &'a Trunk,
+    others: &'a HashMap<String, String>,
+}
+
+fn replay_one(pass: &Pass, l: &Loaded, sg: &mut Slotgate) -> Replayed {
+    let (case, req, transport) = (l.case, &l.req, pass.transport);
+    let at = Attribution {
+        file: case.path,
+        call_id: req.call_id.as_deref(),
+        noise: case.noise,
+        others: pass.others,
+        method: req.method.as_deref(),
+        via: req.via.as_ref(),
+        uri: &req.uri,
+        draining: false,
+    };
+    let draining = Attribution {
+        draining: true,
+        ..at
+    };
+    let mut strays = drain(pass.peer, sg.addr(), &draining);
+    let mark = pass.trunk.count();
+    let sent = Instant::now();
+    let rule = case.rule(transport);
+    let mut ex = match transport {
+        Transport::Udp => udp_exchange(pass.peer, sg.addr(), req, &at),
+        Transport::Tcp => tcp_exchange(pass.peer, sg.addr(), req, &at, rule),
+    };
+    let alive = liveness(sg);
+    strays.append(&mut ex.strays);
+    let mut problems = evaluate(case, transport, req, &ex);
+
+    let reached = pass.trunk.since(mark);
+    let invite_expected = !case.invalid()
+        && (req.method.as_deref() == Some("INVITE")
+            || (transport == Transport::Tcp && case.noise.is_some()));
+    for r in &reached {
+        for p in &r.problems {
+            problems.push(format!("the trunk received a malformed {}: {p}", r.method));
+        }
+        if r.method == "OPTIONS" {
+            continue;
+        }
+        if case.invalid() {
+            problems.push(format!(
+                "a malformed message reached the trunk as {} (Call-ID {})",
+                r.method, r.call_id
+            ));
+        } else if r.method == "INVITE" && !invite_expected {
+            problems.push(format!(
+                "the trunk received an INVITE (Call-ID {}) for a message that is no INVITE",
+                r.call_id
+            ));
+        }
+    }
+    let trunk_text = if reached.is_empty() {
+        "-".to_string()
+    } else {
+        reached
+            .iter()
+            .map(|r| {
+                format!(
+                    "{} +{}ms",
+                    r.method,
+                    r.at.saturating_duration_since(sent).as_millis()
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let death = alive.err();
+    if let Some(d) = &death {
+        problems.push(format!(
+            "{} after this message; log tail:\n    {}",
+            d.what,
+            log_tail(sg, 15)
+        ));
+    }
+    Replayed {
+        row: Row {
+            file: case.path,
+            transport,
+            answer: answer_text(&ex, transport),
+            trunk: trunk_text,
+            ok: problems.is_empty(),
+        },
+        problems,
+        strays,
+        death,
+    }
+}
+
 fn run_pass(transport: Transport, loaded: &[Loaded], peer: &Peer, report: &mut Report) {
     let trunk = Trunk::start();
     let mut sg = match start_slotgate(&trunk) {
@@ -1657,115 +1846,69 @@ fn run_pass(transport: Transport, loaded: &[Loaded], peer: &Peer, report: &mut R
             return;
         }
     };
-    let mut others: HashSet<String> = HashSet::new();
+    let mut others: HashMap<String, String> = HashMap::new();
     for l in loaded {
-        others.extend(l.req.call_id.clone());
-        others.extend(l.case.noise.map(str::to_string));
-    }
-    for l in loaded {
-        let (case, req) = (l.case, &l.req);
-        let at = Attribution {
-            file: case.path,
-            call_id: req.call_id.as_deref(),
-            noise: case.noise,
-            others: &others,
-            uri: &req.uri,
-            draining: false,
-        };
-        let draining = Attribution {
-            draining: true,
-            ..at
-        };
-        report.strays.extend(drain(peer, sg.addr(), &draining));
-        let mark = trunk.count();
-        let sent = Instant::now();
-        let rule = case.rule(transport);
-        let mut ex = match transport {
-            Transport::Udp => udp_exchange(peer, sg.addr(), req, &at),
-            Transport::Tcp => tcp_exchange(peer, sg.addr(), req, &at, rule),
-        };
-        let alive = liveness(&mut sg);
-        report.strays.append(&mut ex.strays);
-        let mut problems = evaluate(case, transport, req, &ex);
-
-        let reached = trunk.since(mark);
-        let invite_expected = !case.invalid()
-            && (req.method.as_deref() == Some("INVITE")
-                || (transport == Transport::Tcp && case.noise.is_some()));
-        for r in &reached {
-            for p in &r.problems {
-                problems.push(format!("the trunk received a malformed {}: {p}", r.method));
-            }
-            if r.method == "OPTIONS" {
-                continue;
-            }
-            if case.invalid() {
-                problems.push(format!(
-                    "a malformed message reached the trunk as {} (Call-ID {})",
-                    r.method, r.call_id
-                ));
-            } else if r.method == "INVITE" && !invite_expected {
-                problems.push(format!(
-                    "the trunk received an INVITE (Call-ID {}) for a message that is no INVITE",
-                    r.call_id
-                ));
-            }
-        }
-        let trunk_text = if reached.is_empty() {
-            "-".to_string()
-        } else {
-            reached
-                .iter()
-                .map(|r| {
-                    format!(
-                        "{} +{}ms",
-                        r.method,
-                        r.at.saturating_duration_since(sent).as_millis()
-                    )
+        let name = l.case.path.rsplit('/').next().unwrap_or(l.case.path);
+        for cid in l.req.call_id.iter().map(String::as_str).chain(l.case.noise) {
+            others
+                .entry(cid.to_string())
+                .and_modify(|files| {
+                    files.push('/');
+                    files.push_str(name);
                 })
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
-
-        let mut restart = false;
-        if let Err(e) = &alive {
-            problems.push(format!(
-                "{e} after this message; log tail:\n    {}",
-                log_tail(&sg, 15)
-            ));
-            restart = true;
+                .or_insert_with(|| name.to_string());
         }
-
-        let answer = answer_text(&ex, transport);
-        if !problems.is_empty() {
-            report.failures.push(format!(
-                "{} [{}]: got {answer}; allowed {} — {}",
-                case.path,
-                transport.label(),
-                rule.describe(transport),
-                problems.join("; ")
-            ));
-        }
-        report.rows.push(Row {
-            file: case.path,
-            transport,
-            answer,
-            trunk: trunk_text,
-            ok: problems.is_empty(),
-        });
-
-        if restart {
-            sg = match start_slotgate(&trunk) {
-                Ok(new) => new,
-                Err(e) => {
+    }
+    let pass = Pass {
+        transport,
+        peer,
+        trunk: &trunk,
+        others: &others,
+    };
+    const ATTEMPTS: usize = 3;
+    for l in loaded {
+        for attempt in 1..=ATTEMPTS {
+            let r = replay_one(&pass, l, &mut sg);
+            report.strays.extend(r.strays);
+            let external = r.death.as_ref().is_some_and(|d| d.external);
+            let retry = external && attempt < ATTEMPTS;
+            if retry {
+                report.strays.push(format!(
+                    "note: slotgate was stopped from outside the test during {} [{}]; \
+                     replayed on a fresh instance",
+                    l.case.path,
+                    transport.label()
+                ));
+            } else {
+                if !r.problems.is_empty() {
                     report.failures.push(format!(
-                        "[{}] slotgate could not be restarted after {}: {e}; rest of the pass skipped",
+                        "{} [{}]: got {}; allowed {} — {}",
+                        l.case.path,
                         transport.label(),
-                        case.path
+                        r.row.answer,
+                        l.case.rule(transport).describe(transport),
+                        r.problems.join("; ")
                     ));
-                    return;
                 }
-            };
+                report.rows.push(r.row);
+            }
+            if r.death.is_some() {
+                sg = match start_slotgate(&trunk) {
+                    Ok(new) => new,
+                    Err(e) => {
+                        report.failures.push(format!(
+                            "[{}] slotgate could not be restarted after {}: {e}; \
+                             rest of the pass skipped",
+                            transport.label(),
+                            l.case.path
+                        ));
+                        return;
+                    }
+                };
+            }
+            if !retry {
+                break;
+            }
         }
     }
     thread::sleep(FINAL_GRACE);
@@ -1774,6 +1917,8 @@ fn run_pass(transport: Transport, loaded: &[Loaded], peer: &Peer, report: &mut R
         call_id: None,
         noise: None,
         others: &others,
+        method: None,
+        via: None,
         uri: "sip:invalid",
         draining: true,
     };

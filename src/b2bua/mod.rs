@@ -12,3 +12,6 @@ pub mod ids;
 pub mod trunk_health;
 
 pub use self::core::Core;
+
+#[cfg(test)]
+mod tests;

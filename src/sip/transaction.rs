@@ -187,6 +187,20 @@ impl Transactions {
                 self.by_key_server.remove(&tx.key);
             }
         }
+        self.prune();
+    }
+
+    /// Drops dead timers from the top of the heap so `poll_timeout` does not
+    /// wake the caller for transactions that are gone.
+    fn prune(&mut self) {
+        while let Some(Reverse((_, id, _, generation))) = self.timers.peek() {
+            match self.txs.get(id) {
+                Some(tx) if tx.generation == *generation => break,
+                _ => {
+                    self.timers.pop();
+                }
+            }
+        }
     }
 
     fn arm(&mut self, id: u64, at: Instant, kind: TimerKind) {
@@ -476,6 +490,7 @@ impl Transactions {
                 TimerKind::Linger => self.remove(id),
             }
         }
+        self.prune();
     }
 }
 

@@ -1,0 +1,477 @@
+//! Deterministic call-flow tests of the B2BUA core: messages in, messages
+//! out, time passed by hand. A 32-second timeout takes microseconds here.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use super::Core;
+use crate::config::Config;
+use crate::sip::digest;
+use crate::sip::headers;
+use crate::sip::message::{Message, Name};
+use crate::sip::parse;
+use crate::sip::{Peer, Transport};
+
+const PBX: &str = "127.0.0.1:5062";
+const TRUNK: &str = "127.0.0.1:5080";
+
+fn udp(addr: &str) -> Peer {
+    Peer {
+        transport: Transport::Udp,
+        addr: addr.parse().unwrap(),
+    }
+}
+
+struct Net {
+    core: Core,
+    now: Instant,
+}
+
+impl Net {
+    fn new(extra: &str) -> Net {
+        Net::with_trunk("", extra)
+    }
+
+    fn with_trunk(trunk: &str, extra: &str) -> Net {
+        let text = format!(
+            "[sip]\nudp_listen = \"127.0.0.1:5060\"\n[trunk]\naddress = \"{TRUNK}\"\noptions_interval_secs = 0\n{trunk}\n{extra}"
+        );
+        let config = Config::from_toml_str(&text).unwrap();
+        let now = Instant::now();
+        Net {
+            core: Core::new(&config, now, chrono::Utc::now()),
+            now,
+        }
+    }
+
+    fn send(&mut self, from: &str, text: &str) -> Vec<(SocketAddr, Message)> {
+        self.core
+            .handle_datagram(udp(from), text.as_bytes(), self.now);
+        self.collect()
+    }
+
+    fn send_msg(&mut self, from: &str, msg: &Message) -> Vec<(SocketAddr, Message)> {
+        self.core
+            .handle_datagram(udp(from), &msg.to_bytes(), self.now);
+        self.collect()
+    }
+
+    fn advance(&mut self, d: Duration) -> Vec<(SocketAddr, Message)> {
+        let end = self.now + d;
+        let mut out = Vec::new();
+        while let Some(at) = self.core.poll_timeout().filter(|at| *at <= end) {
+            self.now = at.max(self.now);
+            self.core.handle_timeout(self.now);
+            out.extend(self.collect());
+        }
+        self.now = end;
+        out
+    }
+
+    fn collect(&mut self) -> Vec<(SocketAddr, Message)> {
+        std::iter::from_fn(|| self.core.poll_transmit())
+            .map(|t| (t.peer.addr, parse_wire(&t.bytes)))
+            .collect()
+    }
+}
+
+fn parse_wire(bytes: &Bytes) -> Message {
+    let f = crate::sip::framing::frame_datagram(bytes, 65535).unwrap();
+    match parse::parse(f.head, f.body) {
+        Ok(m) => m,
+        Err(_) => panic!(
+            "slotgate sent an unparseable message:\n{}",
+            String::from_utf8_lossy(bytes)
+        ),
+    }
+}
+
+fn to(list: &[(SocketAddr, Message)], addr: &str) -> Vec<Message> {
+    let addr: SocketAddr = addr.parse().unwrap();
+    list.iter()
+        .filter(|(a, _)| *a == addr)
+        .map(|(_, m)| m.clone())
+        .collect()
+}
+
+fn invite(call_id: &str, extra: &str) -> String {
+    let body = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\n";
+    format!(
+        "INVITE sip:+15551230001@127.0.0.1:5060 SIP/2.0\r\n\
+         Via: SIP/2.0/UDP {PBX};branch=z9hG4bK-{call_id}\r\n\
+         Max-Forwards: 70\r\n\
+         From: \"Agent 7\" <sip:4007@127.0.0.1>;tag=pbxtag\r\n\
+         To: <sip:+15551230001@127.0.0.1>\r\n\
+         Call-ID: {call_id}\r\n\
+         CSeq: 10 INVITE\r\n\
+         Contact: <sip:4007@{PBX}>\r\n\
+         P-Asserted-Identity: <sip:+15550000001@pbx.example.com>\r\n\
+         X-Slotgate-Campaign: spring\r\n\
+         {extra}\
+         Content-Type: application/sdp\r\n\
+         Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+}
+
+/// The trunk's response to `req`, with its tag and Contact.
+fn answer(req: &Message, code: u16, reason: &str) -> Message {
+    let mut resp = crate::b2bua::build::response_to(req, code, reason, Some("trunktag"), "trunk");
+    resp.push(Name::Contact, format!("<sip:gw@{TRUNK}>"));
+    if code == 200 {
+        resp.set_body(
+            Some("application/sdp"),
+            Bytes::from_static(b"v=0\r\ns=answer\r\n"),
+        );
+    }
+    resp
+}
+
+fn status(m: &Message) -> u16 {
+    m.status().unwrap_or(0)
+}
+
+/// Builds an in-dialog request from the PBX, using slotgate's To tag.
+fn pbx_request(method: &str, call_id: &str, cseq: u32, a_to: &str, branch: &str) -> String {
+    format!(
+        "{method} sip:slotgate@127.0.0.1:5060 SIP/2.0\r\n\
+         Via: SIP/2.0/UDP {PBX};branch=z9hG4bK-{branch}\r\n\
+         Max-Forwards: 70\r\n\
+         From: \"Agent 7\" <sip:4007@127.0.0.1>;tag=pbxtag\r\n\
+         To: {a_to}\r\n\
+         Call-ID: {call_id}\r\n\
+         CSeq: {cseq} {method}\r\n\
+         Content-Length: 0\r\n\r\n"
+    )
+}
+
+#[test]
+fn answered_call_is_bridged_as_two_independent_dialogs() {
+    let mut net = Net::new("");
+    let out = net.send(PBX, &invite("call-1", ""));
+    let pbx = to(&out, PBX);
+    assert_eq!(pbx.iter().map(status).collect::<Vec<_>>(), [100]);
+    let trunk = to(&out, TRUNK);
+    assert_eq!(trunk.len(), 1);
+    let b = &trunk[0];
+    assert_eq!(b.request_uri(), format!("sip:+15551230001@{TRUNK}"));
+    assert_ne!(b.get(&Name::CallId), Some("call-1"), "new Call-ID");
+    let from = headers::parse_name_addr(b.get(&Name::From).unwrap()).unwrap();
+    assert_eq!(from.uri, "sip:4007@127.0.0.1");
+    assert_ne!(from.tag(), Some("pbxtag"), "new From tag");
+    assert_eq!(b.all(&Name::Via).count(), 1, "only slotgate's Via");
+    assert!(!b.get(&Name::Via).unwrap().contains("z9hG4bK-call-1"));
+    assert_eq!(b.get(&Name::MaxForwards), Some("69"));
+    assert_eq!(
+        b.get_named("P-Asserted-Identity"),
+        Some("<sip:+15550000001@pbx.example.com>")
+    );
+    assert!(
+        b.get_named("X-Slotgate-Campaign").is_none(),
+        "internal headers stay inside"
+    );
+    assert!(b.body.starts_with(b"v=0"), "SDP passes unchanged");
+
+    let out = net.send_msg(TRUNK, &answer(b, 180, "Ringing"));
+    let ringing = &to(&out, PBX)[0];
+    assert_eq!(status(ringing), 180);
+    assert_eq!(ringing.get(&Name::CallId), Some("call-1"));
+    let a_to = ringing.get(&Name::To).unwrap().to_string();
+    assert!(headers::parse_name_addr(&a_to).unwrap().tag().is_some());
+
+    let out = net.send_msg(TRUNK, &answer(b, 200, "OK"));
+    let ok = &to(&out, PBX)[0];
+    assert_eq!(status(ok), 200);
+    assert_eq!(
+        ok.get(&Name::To),
+        Some(a_to.as_str()),
+        "same A-leg tag as the 180"
+    );
+    assert_eq!(&ok.body[..], b"v=0\r\ns=answer\r\n");
+
+    let out = net.send(PBX, &pbx_request("ACK", "call-1", 10, &a_to, "ack1"));
+    let ack = &to(&out, TRUNK)[0];
+    assert_eq!(ack.method().map(|m| m.as_str()), Some("ACK"));
+    assert_eq!(
+        ack.request_uri(),
+        format!("sip:gw@{TRUNK}"),
+        "ACK goes to the trunk's Contact"
+    );
+    assert_eq!(ack.get(&Name::CSeq), Some("1 ACK"));
+    assert_eq!(ack.get(&Name::CallId), b.get(&Name::CallId));
+
+    // The PBX hangs up.
+    let out = net.send(PBX, &pbx_request("BYE", "call-1", 11, &a_to, "bye1"));
+    let bye = &to(&out, TRUNK)[0];
+    assert_eq!(bye.get(&Name::CSeq), Some("2 BYE"));
+    assert!(
+        to(&out, PBX).is_empty(),
+        "BYE answered once the trunk answers"
+    );
+    assert_eq!(net.core.poll_record(), None);
+    let out = net.send_msg(TRUNK, &answer(bye, 200, "OK"));
+    assert_eq!(status(&to(&out, PBX)[0]), 200);
+    let record = net.core.poll_record().expect("a call record");
+    assert_eq!(record.a_call_id, "call-1");
+    assert_eq!(record.final_status, 200);
+    assert_eq!(record.reason, "BYE from pbx");
+    assert!(record.answered_at.is_some());
+    assert_eq!(net.core.active_calls(), 0);
+}
+
+#[test]
+fn busy_is_relayed_with_its_reason_phrase_and_the_trunk_gets_its_ack() {
+    let mut net = Net::new("");
+    let out = net.send(PBX, &invite("call-2", ""));
+    let b = to(&out, TRUNK).remove(0);
+    let out = net.send_msg(TRUNK, &answer(&b, 486, "Busy Here Right Now"));
+    let acks = to(&out, TRUNK);
+    assert_eq!(acks.len(), 1);
+    assert_eq!(
+        acks[0].get(&Name::Via),
+        b.get(&Name::Via),
+        "hop-by-hop ACK reuses the branch"
+    );
+    let busy = &to(&out, PBX)[0];
+    assert_eq!(status(busy), 486);
+    assert_eq!(busy.reason_phrase(), "Busy Here Right Now");
+    let record = net.core.poll_record().unwrap();
+    assert_eq!(record.final_status, 486);
+    assert_eq!(record.ended_by.as_deref(), Some("trunk"));
+}
+
+#[test]
+fn cancel_waits_for_a_provisional_then_crosses_and_487_comes_back() {
+    let mut net = Net::new("");
+    let out = net.send(PBX, &invite("call-3", ""));
+    let b = to(&out, TRUNK).remove(0);
+    let cancel = "CANCEL sip:+15551230001@127.0.0.1:5060 SIP/2.0\r\n\
+        Via: SIP/2.0/UDP 127.0.0.1:5062;branch=z9hG4bK-call-3\r\nMax-Forwards: 70\r\n\
+        From: \"Agent 7\" <sip:4007@127.0.0.1>;tag=pbxtag\r\nTo: <sip:+15551230001@127.0.0.1>\r\n\
+        Call-ID: call-3\r\nCSeq: 10 CANCEL\r\nContent-Length: 0\r\n\r\n";
+    let out = net.send(PBX, cancel);
+    assert_eq!(status(&to(&out, PBX)[0]), 200, "CANCEL answered at once");
+    assert!(
+        to(&out, TRUNK).is_empty(),
+        "no CANCEL before a provisional response"
+    );
+    let out = net.send_msg(TRUNK, &answer(&b, 180, "Ringing"));
+    assert!(to(&out, PBX).is_empty(), "no ringing relayed after CANCEL");
+    let c = &to(&out, TRUNK)[0];
+    assert_eq!(c.method().map(|m| m.as_str()), Some("CANCEL"));
+    assert_eq!(c.get(&Name::Via), b.get(&Name::Via));
+    let out = net.send_msg(TRUNK, &answer(&b, 487, "Request Terminated"));
+    assert_eq!(status(&to(&out, PBX)[0]), 487);
+    let record = net.core.poll_record().unwrap();
+    assert_eq!(
+        (record.final_status, record.reason.as_str()),
+        (487, "CANCEL from pbx")
+    );
+}
+
+#[test]
+fn unacknowledged_2xx_is_retransmitted_then_the_call_is_torn_down() {
+    let mut net = Net::new("");
+    let out = net.send(PBX, &invite("call-4", ""));
+    let b = to(&out, TRUNK).remove(0);
+    net.send_msg(TRUNK, &answer(&b, 200, "OK"));
+    let out = net.advance(Duration::from_secs(40));
+    let resent = to(&out, PBX).iter().filter(|m| status(m) == 200).count();
+    // T1 doubling to T2: 0.5, 1.5, 3.5, 7.5, 11.5, 15.5, 19.5, 23.5, 27.5, 31.5 s.
+    assert!((9..=11).contains(&resent), "resent {resent} times");
+    let mut byes: Vec<&str> = out
+        .iter()
+        .filter(|(_, m)| m.method().map(|m| m.as_str()) == Some("BYE"))
+        .filter_map(|(_, m)| m.get(&Name::CallId))
+        .collect();
+    byes.sort();
+    byes.dedup();
+    assert_eq!(byes.len(), 2, "BYE to both legs");
+    let record = net.core.poll_record().unwrap();
+    assert_eq!(record.reason, "no ACK from pbx");
+}
+
+#[test]
+fn silent_trunk_gives_408_after_timer_b() {
+    let mut net = Net::new("");
+    net.send(PBX, &invite("call-5", ""));
+    let out = net.advance(Duration::from_millis(31_600));
+    assert_eq!(to(&out, TRUNK).len(), 6, "Timer A retransmissions");
+    assert!(to(&out, PBX).is_empty());
+    let out = net.advance(Duration::from_millis(500));
+    assert_eq!(status(&to(&out, PBX)[0]), 408);
+}
+
+#[test]
+fn sources_outside_the_pbx_list_get_403_and_never_reach_the_trunk() {
+    let mut net = Net::new("[pbx]\nallowed_sources = [\"10.0.0.0/8\"]\n");
+    let out = net.send(PBX, &invite("call-6", ""));
+    assert!(to(&out, TRUNK).is_empty());
+    assert_eq!(status(&to(&out, PBX)[0]), 403);
+    assert_eq!(net.core.poll_record().unwrap().final_status, 403);
+
+    let mut quiet =
+        Net::new("[pbx]\nallowed_sources = [\"10.0.0.0/8\"]\non_unknown_source = \"ignore\"\n");
+    assert!(quiet.send(PBX, &invite("call-6b", "")).is_empty());
+}
+
+#[test]
+fn rate_limit_answers_503_with_retry_after() {
+    let mut net = Net::new("[pbx]\nrate_limit = 2\n");
+    let mut codes = Vec::new();
+    for i in 0..4 {
+        let out = net.send(PBX, &invite(&format!("rl-{i}"), ""));
+        codes.push(to(&out, PBX).iter().map(status).max().unwrap_or(0));
+    }
+    assert_eq!(codes, [100, 100, 503, 503]);
+}
+
+#[test]
+fn max_forwards_zero_is_too_many_hops() {
+    let mut net = Net::new("");
+    let text = invite("call-7", "").replace("Max-Forwards: 70", "Max-Forwards: 0");
+    let out = net.send(PBX, &text);
+    assert_eq!(status(&to(&out, PBX)[0]), 483);
+    assert!(to(&out, TRUNK).is_empty());
+}
+
+#[test]
+fn draining_refuses_new_calls_with_503_and_retry_after() {
+    let mut net = Net::new("[shutdown]\nretry_after_secs = 45\n");
+    net.core.start_draining();
+    let out = net.send(PBX, &invite("call-8", ""));
+    let resp = &to(&out, PBX)[0];
+    assert_eq!(status(resp), 503);
+    assert_eq!(resp.get(&Name::RetryAfter), Some("45"));
+}
+
+#[test]
+fn trunk_challenge_is_answered_with_valid_digest_credentials() {
+    let mut net = Net::with_trunk("username = \"acct\"\npassword = \"s3cret\"", "");
+    let out = net.send(PBX, &invite("call-9", ""));
+    let b = to(&out, TRUNK).remove(0);
+    let issuer = digest::NonceIssuer::new("trunk.example.com", [7u8; 32]).unwrap();
+    let unix = 1_700_000_000;
+    let challenge = digest::challenge(&issuer, unix, digest::Algorithm::Md5, false);
+    let mut resp = answer(&b, 407, "Proxy Authentication Required");
+    resp.push(Name::ProxyAuthenticate, challenge.to_string());
+    let out = net.send_msg(TRUNK, &resp);
+    assert!(to(&out, PBX).is_empty(), "the PBX never sees the challenge");
+    let trunk = to(&out, TRUNK);
+    assert_eq!(trunk.len(), 2, "ACK for the 407, then the new INVITE");
+    let retry = &trunk[1];
+    assert_eq!(retry.get(&Name::CSeq), Some("2 INVITE"));
+    assert_eq!(retry.get(&Name::CallId), b.get(&Name::CallId));
+    let creds: digest::Credentials = retry
+        .get(&Name::ProxyAuthorization)
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(creds.uri, retry.request_uri());
+    digest::verify(&creds, "INVITE", "s3cret", &retry.body, &issuer, unix, 60).unwrap();
+
+    let out = net.send_msg(TRUNK, &answer(retry, 200, "OK"));
+    let ok = &to(&out, PBX)[0];
+    assert_eq!(status(ok), 200);
+    let a_to = ok.get(&Name::To).unwrap().to_string();
+    let out = net.send(PBX, &pbx_request("ACK", "call-9", 10, &a_to, "ack9"));
+    assert_eq!(
+        to(&out, TRUNK)[0].get(&Name::CSeq),
+        Some("2 ACK"),
+        "ACK matches the authenticated INVITE"
+    );
+}
+
+#[test]
+fn trunk_bye_and_reinvite_cross_to_the_pbx() {
+    let mut net = Net::new("");
+    let out = net.send(PBX, &invite("call-10", ""));
+    let b = to(&out, TRUNK).remove(0);
+    let out = net.send_msg(TRUNK, &answer(&b, 200, "OK"));
+    let a_to = to(&out, PBX)[0].get(&Name::To).unwrap().to_string();
+    net.send(PBX, &pbx_request("ACK", "call-10", 10, &a_to, "ack10"));
+
+    // re-INVITE from the PBX.
+    let reinvite = pbx_request("INVITE", "call-10", 11, &a_to, "re10");
+    let out = net.send(PBX, &reinvite);
+    let re_b = &to(&out, TRUNK)[0];
+    assert_eq!(re_b.get(&Name::CSeq), Some("2 INVITE"));
+    let out = net.send_msg(TRUNK, &answer(re_b, 200, "OK"));
+    assert_eq!(status(&to(&out, PBX)[0]), 200);
+    let out = net.send(PBX, &pbx_request("ACK", "call-10", 11, &a_to, "ack11"));
+    assert_eq!(to(&out, TRUNK)[0].get(&Name::CSeq), Some("2 ACK"));
+
+    // BYE from the trunk.
+    let b_call_id = b.get(&Name::CallId).unwrap();
+    let bye = format!(
+        "BYE sip:slotgate@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP {TRUNK};branch=z9hG4bK-tb\r\n\
+         Max-Forwards: 70\r\nFrom: <sip:+15551230001@127.0.0.1>;tag=trunktag\r\nTo: {}\r\n\
+         Call-ID: {b_call_id}\r\nCSeq: 7 BYE\r\nContent-Length: 0\r\n\r\n",
+        b.get(&Name::From).unwrap()
+    );
+    let out = net.send(TRUNK, &bye);
+    let a_bye = &to(&out, PBX)[0];
+    assert_eq!(
+        a_bye.request_uri(),
+        format!("sip:4007@{PBX}"),
+        "to the PBX's Contact"
+    );
+    assert_eq!(a_bye.get(&Name::CallId), Some("call-10"));
+    assert_eq!(
+        a_bye.get(&Name::From),
+        Some(a_to.as_str()),
+        "slotgate's A-leg identity"
+    );
+    let out = net.send_msg(PBX, &answer(a_bye, 200, "OK"));
+    assert_eq!(status(&to(&out, TRUNK)[0]), 200);
+    assert_eq!(net.core.poll_record().unwrap().reason, "BYE from trunk");
+}
+
+#[test]
+fn unknown_methods_get_501_with_allow_and_options_get_200() {
+    let mut net = Net::new("");
+    let text = pbx_request("FROBNICATE", "x-1", 1, "<sip:a@b>", "fx");
+    let out = net.send(PBX, &text);
+    let resp = &to(&out, PBX)[0];
+    assert_eq!(status(resp), 501);
+    assert!(resp.get(&Name::Allow).unwrap().contains("INVITE"));
+    let out = net.send(PBX, &pbx_request("OPTIONS", "x-2", 1, "<sip:a@b>", "ox"));
+    assert_eq!(status(&to(&out, PBX)[0]), 200);
+}
+
+#[test]
+fn latin1_display_name_is_relayed_not_dropped() {
+    let mut net = Net::new("");
+    let mut bytes = invite("call-11", "").into_bytes();
+    let pos = bytes.windows(5).position(|w| w == b"Agent").unwrap();
+    bytes[pos] = 0xC5; // Latin-1 'Å'
+    net.core.handle_datagram(udp(PBX), &bytes, net.now);
+    let out = net.collect();
+    assert_eq!(to(&out, PBX).iter().map(status).collect::<Vec<_>>(), [100]);
+    assert!(to(&out, TRUNK)[0]
+        .get(&Name::From)
+        .unwrap()
+        .contains("Ågent"));
+}
+
+#[test]
+fn retransmitted_invite_is_absorbed_and_reanswered() {
+    let mut net = Net::new("");
+    net.send(PBX, &invite("call-12", ""));
+    let out = net.send(PBX, &invite("call-12", ""));
+    assert!(to(&out, TRUNK).is_empty(), "no second B leg");
+    assert_eq!(to(&out, PBX).iter().map(status).collect::<Vec<_>>(), [100]);
+    assert_eq!(net.core.active_calls(), 1);
+}
+
+#[test]
+fn bad_content_length_over_udp_gets_400() {
+    let mut net = Net::new("");
+    let text = invite("call-13", "").replace("Content-Length: 8", "Content-Length: 999");
+    let text = text.replacen("Content-Length: ", "Content-Length: 9", 1);
+    let out = net.send(PBX, &text);
+    assert_eq!(status(&to(&out, PBX)[0]), 400);
+    assert!(to(&out, TRUNK).is_empty());
+}
