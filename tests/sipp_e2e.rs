@@ -251,7 +251,7 @@ fn call_counts(stat_file: &Path) -> Result<(u64, u64), String> {
         .split(';')
         .collect();
     let last: Vec<&str> = lines
-        .last()
+        .next_back()
         .ok_or_else(|| format!("{} has no data line", stat_file.display()))?
         .split(';')
         .collect();
@@ -523,7 +523,6 @@ fn stop_and_check_records(mut run: Run, case: &Case, pbx_pid: u32) {
 }
 
 #[derive(Debug)]
-#[allow(dead_code)] // fields are read through Debug in failure messages
 struct CallRow {
     a_call_id: String,
     b_call_id: Option<String>,

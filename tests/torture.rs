@@ -1732,6 +1732,8 @@ fn start_slotgate(trunk: &Trunk) -> Result<Slotgate, String> {
 
 /// What one message produced.
 struct Replayed {
+    /// Status line (and Warning) of each final answer.
+    details: Vec<String>,
     row: Row,
     problems: Vec<String>,
     strays: Vec<String>,
@@ -1812,6 +1814,15 @@ fn replay_one(pass: &Pass, l: &Loaded, sg: &mut Slotgate) -> Replayed {
             .collect::<Vec<_>>()
             .join(", ")
     };
+    let details: Vec<String> = ex
+        .answers
+        .iter()
+        .filter(|a| a.code.is_some_and(|c| c >= 200) || a.code.is_none())
+        .map(|a| match header(&a.msg.headers, "warning") {
+            Some(w) => format!("{:?} Warning: {w:?}", a.msg.start),
+            None => format!("{:?}", a.msg.start),
+        })
+        .collect();
     let death = alive.err();
     if let Some(d) = &death {
         problems.push(format!(
@@ -1821,6 +1832,7 @@ fn replay_one(pass: &Pass, l: &Loaded, sg: &mut Slotgate) -> Replayed {
         ));
     }
     Replayed {
+        details,
         row: Row {
             file: case.path,
             transport,
@@ -1846,19 +1858,26 @@ fn run_pass(transport: Transport, loaded: &[Loaded], peer: &Peer, report: &mut R
             return;
         }
     };
-    let mut others: HashMap<String, String> = HashMap::new();
+    let mut users: HashMap<String, Vec<&str>> = HashMap::new();
     for l in loaded {
         let name = l.case.path.rsplit('/').next().unwrap_or(l.case.path);
         for cid in l.req.call_id.iter().map(String::as_str).chain(l.case.noise) {
-            others
-                .entry(cid.to_string())
-                .and_modify(|files| {
-                    files.push('/');
-                    files.push_str(name);
-                })
-                .or_insert_with(|| name.to_string());
+            users.entry(cid.to_string()).or_default().push(name);
         }
     }
+    let others: HashMap<String, String> = users
+        .into_iter()
+        .map(|(cid, names)| {
+            let text = match names.as_slice() {
+                [one] => one.to_string(),
+                [first, rest @ ..] => {
+                    format!("{first} (a Call-ID {} other files share)", rest.len())
+                }
+                [] => String::new(),
+            };
+            (cid, text)
+        })
+        .collect();
     let pass = Pass {
         transport,
         peer,
@@ -1881,8 +1900,13 @@ fn run_pass(transport: Transport, loaded: &[Loaded], peer: &Peer, report: &mut R
                 ));
             } else {
                 if !r.problems.is_empty() {
+                    let details = if r.details.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" [{}]", r.details.join(", "))
+                    };
                     report.failures.push(format!(
-                        "{} [{}]: got {}; allowed {} — {}",
+                        "{} [{}]: got {}{details}; allowed {} — {}",
                         l.case.path,
                         transport.label(),
                         r.row.answer,
