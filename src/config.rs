@@ -117,7 +117,7 @@ pub struct ShutdownConfig {
 
 /// The file as written. Defaults here equal `config/slotgate.toml`, so a key
 /// left out of a file means the documented default.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawConfig {
     sip: RawSip,
@@ -183,19 +183,6 @@ struct RawShutdown {
 #[serde(deny_unknown_fields, default)]
 struct RawLog {
     level: String,
-}
-
-impl Default for RawConfig {
-    fn default() -> Self {
-        RawConfig {
-            sip: RawSip::default(),
-            pbx: RawPbx::default(),
-            trunk: RawTrunk::default(),
-            store: RawStore::default(),
-            shutdown: RawShutdown::default(),
-            log: RawLog::default(),
-        }
-    }
 }
 
 impl Default for RawSip {

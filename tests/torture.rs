@@ -889,10 +889,7 @@ impl Peer {
         let udp = loop {
             match UdpSocket::bind(("127.0.0.1", PEER_PORT)) {
                 Ok(sock) => break sock,
-                Err(e) if Instant::now() < deadline => {
-                    let _ = e;
-                    thread::sleep(Duration::from_millis(100));
-                }
+                Err(_) if Instant::now() < deadline => thread::sleep(Duration::from_millis(100)),
                 Err(e) => {
                     panic!("cannot bind UDP 127.0.0.1:{PEER_PORT}, which the corpus Vias name: {e}")
                 }

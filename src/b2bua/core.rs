@@ -1050,10 +1050,11 @@ impl Core {
                 return;
             }
         }
-        if (200..300).contains(&code) && method == "INVITE" {
-            if self.resend_ack_for_repeated_2xx(&msg, cseq) {
-                return;
-            }
+        if (200..300).contains(&code)
+            && method == "INVITE"
+            && self.resend_ack_for_repeated_2xx(&msg, cseq)
+        {
+            return;
         }
         match self.roles.get(&key) {
             Some(Role::Invite { call }) => {
@@ -1079,20 +1080,16 @@ impl Core {
                     }
                 }
             }
-            Some(Role::Ping) => {
-                if code >= 200 {
-                    self.roles.remove(&key);
-                    if self.health.on_answer(code) {
-                        info!(code, "trunk is up");
-                    }
+            Some(Role::Ping) if code >= 200 => {
+                self.roles.remove(&key);
+                if self.health.on_answer(code) {
+                    info!(code, "trunk is up");
                 }
             }
-            Some(Role::Fire) => {
-                if code >= 200 {
-                    self.roles.remove(&key);
-                }
+            Some(Role::Fire) if code >= 200 => {
+                self.roles.remove(&key);
             }
-            None => {}
+            Some(Role::Ping | Role::Fire) | None => {}
         }
     }
 
