@@ -468,17 +468,7 @@ impl Core {
         let Some(method) = msg.method().cloned() else {
             return;
         };
-        let branch = msg
-            .get(&Name::Via)
-            .and_then(headers::parse_via)
-            .and_then(|v| v.branch)
-            .filter(|b| b.starts_with("z9hG4bK"))
-            .map(str::to_owned);
-        let Some(branch) = branch else {
-            // RFC 2543 transaction matching is not supported.
-            if method != Method::Ack {
-                self.reply_stateless(peer, &msg, 400, "Missing Branch Parameter");
-            }
+        let Some(key) = server_key(&msg, &method) else {
             return;
         };
         let in_dialog = msg
@@ -493,7 +483,6 @@ impl Core {
             debug!(from = %peer.addr, "ignoring INVITE from a source not allowed");
             return;
         }
-        let key = TxKey::new(&branch, method.as_str());
         let resp_peer = Self::response_peer(peer, &msg);
         match self
             .txns
@@ -834,7 +823,7 @@ impl Core {
     }
 
     fn handle_cancel(&mut self, key: TxKey, msg: &Message, now: Instant) {
-        let invite_key = TxKey::new(&key.branch, "INVITE");
+        let invite_key = TxKey::server(&key.branch, "INVITE", &key.sent_by);
         if !self.txns.server_pending(&invite_key) {
             return self.reply(&key, msg, 481, "Call/Transaction Does Not Exist", now);
         }
@@ -1580,6 +1569,37 @@ impl Core {
         self.send_request(peer, &req, Role::Ping, now);
         self.health.ping_sent(now);
     }
+}
+
+/// The server transaction key of a request. Requests without an RFC 3261
+/// branch (RFC 2543 peers) are matched on Call-ID, CSeq number and From tag,
+/// which an RFC 2543 ACK or CANCEL repeats.
+fn server_key(msg: &Message, method: &Method) -> Option<TxKey> {
+    let via = msg.get(&Name::Via).and_then(headers::parse_via)?;
+    let sent_by = match via.port {
+        Some(port) => format!("{}:{port}", via.host),
+        None => via.host.to_string(),
+    };
+    let branch = match via.branch {
+        Some(b) if b.starts_with("z9hG4bK") => b.to_string(),
+        other => {
+            let cseq = msg
+                .get(&Name::CSeq)
+                .and_then(headers::parse_cseq)
+                .map_or(0, |(n, _)| n);
+            let from_tag = msg
+                .get(&Name::From)
+                .and_then(headers::parse_name_addr)
+                .and_then(|f| f.tag().map(str::to_owned))
+                .unwrap_or_default();
+            format!(
+                "2543;{};{};{cseq};{from_tag}",
+                other.unwrap_or(""),
+                msg.get(&Name::CallId).unwrap_or_default()
+            )
+        }
+    };
+    Some(TxKey::server(&branch, method.as_str(), &sent_by))
 }
 
 fn pbx_auth(config: &PbxConfig) -> Option<PbxAuth> {

@@ -220,7 +220,7 @@ pub fn parse_name_addr(value: &str) -> Option<NameAddr<'_>> {
     }
     // addr-spec: the URI runs to the first ';' (header params follow).
     let (uri, params) = match v.find(';') {
-        Some(p) => (&v[..p], &v[p..]),
+        Some(p) => (v[..p].trim_end(), &v[p..]),
         None => (v, ""),
     };
     if uri.is_empty() || uri.contains(char::is_whitespace) || uri.contains(['?', ',']) {
@@ -297,7 +297,10 @@ pub fn check_request_uri(uri: &str) -> UriCheck {
     if !(scheme.eq_ignore_ascii_case("sip") || scheme.eq_ignore_ascii_case("sips")) {
         return UriCheck::UnsupportedScheme;
     }
-    if rest.contains('?') {
+    // Escaped headers may follow the host part; a '?' in the user part is
+    // just an odd (but legal) character.
+    let host_part = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
+    if host_part.contains('?') {
         return UriCheck::Malformed;
     }
     match sip_uri_parts(uri) {
@@ -309,11 +312,11 @@ pub fn check_request_uri(uri: &str) -> UriCheck {
 /// The parts of a sip/sips URI: (user, host, port, params).
 pub fn sip_uri_parts(uri: &str) -> Option<(Option<&str>, &str, Option<u16>, &str)> {
     let (_, rest) = uri.split_once(':')?;
-    let rest = rest.split('?').next().unwrap_or(rest);
     let (user, hostpart) = match rest.rfind('@') {
         Some(at) => (Some(&rest[..at]), &rest[at + 1..]),
         None => (None, rest),
     };
+    let hostpart = hostpart.split('?').next().unwrap_or(hostpart);
     let (hostport, params) = if hostpart.starts_with('[') {
         let close = hostpart.find(']')?;
         match hostpart[close..].find(';') {

@@ -69,23 +69,33 @@ pub fn parse(head: &[u8], body: &[u8]) -> Result<Message, Rejection> {
             bad_header_line = true;
             continue;
         }
-        let name = Name::parse(name);
-        let value = value.trim();
-        // Comma-joined values of list headers are split so each hop's Via and
-        // each route entry is its own element.
-        if matches!(name, Name::Via | Name::Route | Name::RecordRoute) {
-            for part in headers::split_commas(value) {
-                headers.push(Header {
-                    name: name.clone(),
-                    value: part.to_string(),
-                });
-            }
-        } else {
-            headers.push(Header {
-                name,
-                value: value.to_string(),
-            });
-        }
+        headers.push(Header {
+            name: Name::parse(name),
+            value: value.trim().to_string(),
+        });
+    }
+    // Comma-joined values of list headers are split (after unfolding, so a
+    // list folded across lines splits too) so each hop's Via and each route
+    // entry is its own element.
+    if headers.iter().any(|h| {
+        matches!(h.name, Name::Via | Name::Route | Name::RecordRoute) && h.value.contains(',')
+    }) {
+        headers = headers
+            .into_iter()
+            .flat_map(|h| {
+                if matches!(h.name, Name::Via | Name::Route | Name::RecordRoute) {
+                    headers::split_commas(&h.value)
+                        .into_iter()
+                        .map(|v| Header {
+                            name: h.name.clone(),
+                            value: v.to_string(),
+                        })
+                        .collect::<Vec<_>>()
+                } else {
+                    vec![h]
+                }
+            })
+            .collect();
     }
 
     if start_line.starts_with("SIP/") {

@@ -44,20 +44,29 @@ pub struct Transmit {
     pub bytes: Bytes,
 }
 
-/// Identifies a transaction: the branch plus the method it belongs to
-/// (ACK belongs to INVITE; CANCEL is its own transaction on the same branch).
+/// Identifies a transaction (RFC 3261 §17.2.3): the branch, the method it
+/// belongs to (ACK belongs to INVITE; CANCEL is its own transaction on the
+/// same branch) and, for server transactions, the top Via's sent-by, since
+/// two clients may pick the same branch.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct TxKey {
     pub branch: String,
     pub method: String,
+    pub sent_by: String,
 }
 
 impl TxKey {
+    /// A client transaction's key: slotgate chose the branch, so it is unique.
     pub fn new(branch: &str, method: &str) -> TxKey {
+        TxKey::server(branch, method, "")
+    }
+
+    pub fn server(branch: &str, method: &str, sent_by: &str) -> TxKey {
         let method = if method == "ACK" { "INVITE" } else { method };
         TxKey {
             branch: branch.to_string(),
             method: method.to_string(),
+            sent_by: sent_by.to_string(),
         }
     }
 }
