@@ -31,10 +31,15 @@ impl Slotgate {
     /// `extra` TOML appended after the generated `[sip]` and `[store]`
     /// sections (so `extra` may hold `[pbx]`, `[trunk]`, `[shutdown]`, `[log]`).
     pub fn start(sip_port: u16, extra: &str) -> Slotgate {
+        Slotgate::start_with_sip(sip_port, "", extra)
+    }
+
+    /// Like `start`, with `sip_extra` lines added to the `[sip]` section.
+    pub fn start_with_sip(sip_port: u16, sip_extra: &str, extra: &str) -> Slotgate {
         let dir = tempfile::tempdir().expect("tempdir");
         let db_path = dir.path().join("slotgate.db");
         let config = format!(
-            "[sip]\nudp_listen = \"127.0.0.1:{sip_port}\"\ntcp_listen = \"127.0.0.1:{sip_port}\"\n\
+            "[sip]\nudp_listen = \"127.0.0.1:{sip_port}\"\ntcp_listen = \"127.0.0.1:{sip_port}\"\n{sip_extra}\n\
              [store]\nurl = \"sqlite://{}\"\nflush_interval_ms = 20\n{extra}\n",
             db_path.display()
         );
