@@ -35,8 +35,13 @@ impl Net {
     }
 
     fn with_trunk(trunk: &str, extra: &str) -> Net {
+        let ping = if trunk.contains("options_interval_secs") {
+            ""
+        } else {
+            "options_interval_secs = 0"
+        };
         let text = format!(
-            "[sip]\nudp_listen = \"127.0.0.1:5060\"\n[trunk]\naddress = \"{TRUNK}\"\noptions_interval_secs = 0\n{trunk}\n{extra}"
+            "[sip]\nudp_listen = \"127.0.0.1:5060\"\n[trunk]\naddress = \"{TRUNK}\"\n{ping}\n{trunk}\n{extra}"
         );
         let config = Config::from_toml_str(&text).unwrap();
         let now = Instant::now();
@@ -474,4 +479,91 @@ fn bad_content_length_over_udp_gets_400() {
     let out = net.send(PBX, &text);
     assert_eq!(status(&to(&out, PBX)[0]), 400);
     assert!(to(&out, TRUNK).is_empty());
+}
+
+#[test]
+fn unanswered_options_pings_take_the_trunk_down_and_any_answer_brings_it_back() {
+    let mut net = Net::with_trunk("options_interval_secs = 10", "");
+    let out = net.advance(Duration::from_millis(1));
+    let ping = to(&out, TRUNK).remove(0);
+    assert_eq!(ping.method().map(|m| m.as_str()), Some("OPTIONS"));
+    // Nobody answers: after Timer F the trunk is down and calls are refused at once.
+    net.advance(Duration::from_secs(33));
+    assert!(!net.core.trunk_up());
+    let out = net.send(PBX, &invite("call-h1", ""));
+    assert_eq!(status(&to(&out, PBX)[0]), 503);
+    assert!(to(&out, TRUNK).is_empty());
+    // The next ping is answered (even 405 proves the trunk is alive).
+    let out = net.advance(Duration::from_secs(10));
+    let ping = to(&out, TRUNK)
+        .into_iter()
+        .find(|m| m.method().map(|m| m.as_str()) == Some("OPTIONS"))
+        .expect("a second ping");
+    net.send_msg(TRUNK, &answer(&ping, 405, "Method Not Allowed"));
+    assert!(net.core.trunk_up());
+    let out = net.send(PBX, &invite("call-h2", ""));
+    assert_eq!(to(&out, TRUNK).len(), 1);
+}
+
+#[test]
+fn outbound_proxy_gets_the_request_and_a_loose_route() {
+    let mut net = Net::with_trunk(
+        "outbound_proxy = \"127.0.0.1:5090\"\ndomain = \"carrier.example.com\"",
+        "",
+    );
+    let out = net.send(PBX, &invite("call-p1", ""));
+    let sent = to(&out, "127.0.0.1:5090");
+    assert_eq!(sent.len(), 1, "sent to the proxy");
+    assert_eq!(
+        sent[0].request_uri(),
+        "sip:+15551230001@carrier.example.com"
+    );
+    assert_eq!(sent[0].get(&Name::Route), Some("<sip:127.0.0.1:5090;lr>"));
+}
+
+#[test]
+fn pbx_digest_authentication_is_demanded_when_enabled() {
+    let mut net = Net::new("[pbx]\nauth_enabled = true\nauth_users = [\"pbx:hunter2\"]\n");
+    let out = net.send(PBX, &invite("call-a1", ""));
+    let challenge_resp = &to(&out, PBX)[0];
+    assert_eq!(status(challenge_resp), 407);
+    assert!(to(&out, TRUNK).is_empty());
+    let challenge: digest::Challenge = challenge_resp
+        .get(&Name::ProxyAuthenticate)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let uri = "sip:+15551230001@127.0.0.1:5060";
+    let wrong = digest::answer(&challenge, "INVITE", uri, "pbx", "wrong", b"", "c1", 1).unwrap();
+    let text = invite("call-a2", &format!("Proxy-Authorization: {wrong}\r\n"));
+    let out = net.send(PBX, &text);
+    assert_eq!(
+        status(&to(&out, PBX)[0]),
+        407,
+        "wrong password is challenged again"
+    );
+
+    let body_len_invite = invite("call-a3", "");
+    let body = body_len_invite.split("\r\n\r\n").nth(1).unwrap();
+    let creds = digest::answer(
+        &challenge,
+        "INVITE",
+        uri,
+        "pbx",
+        "hunter2",
+        body.as_bytes(),
+        "c2",
+        1,
+    )
+    .unwrap();
+    let out = net.send(
+        PBX,
+        &invite("call-a3", &format!("Proxy-Authorization: {creds}\r\n")),
+    );
+    assert_eq!(to(&out, PBX).iter().map(status).collect::<Vec<_>>(), [100]);
+    let b = &to(&out, TRUNK)[0];
+    assert!(
+        b.get(&Name::ProxyAuthorization).is_none(),
+        "the PBX's credentials stay on its leg"
+    );
 }
