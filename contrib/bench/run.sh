@@ -17,7 +17,7 @@
 #   MIN_RATE_PCT=95         the UAC must reach this % of the offered rate for a pass
 #   COOLDOWN_SECS=2         pause between steps
 #   WORK=/tmp/slotgate-bench  scratch directory (configs, SQLite store, per-step logs)
-#   SLOTGATE_BIN=path       use this binary instead of `cargo build --release`
+#   BENCH_SLOTGATE_BIN=path       use this binary instead of `cargo build --release`
 #   KAMAILIO_SHM_MB=4096 KAMAILIO_PKG_MB=16
 # See contrib/bench/README.md for the pass rule and how the figures are computed.
 set -uo pipefail
@@ -34,9 +34,13 @@ GRACE_SECS="${GRACE_SECS:-40}"
 MIN_RATE_PCT="${MIN_RATE_PCT:-95}"
 COOLDOWN_SECS="${COOLDOWN_SECS:-2}"
 WORK="${WORK:-/tmp/slotgate-bench}"
-SLOTGATE_BIN="${SLOTGATE_BIN:-}"
+BENCH_SLOTGATE_BIN="${BENCH_SLOTGATE_BIN:-}"
 KAMAILIO_SHM_MB="${KAMAILIO_SHM_MB:-4096}"
 KAMAILIO_PKG_MB="${KAMAILIO_PKG_MB:-16}"
+
+# slotgate reads SLOTGATE_<SECTION>__<KEY> from the environment and refuses
+# unknown keys: the generated config alone must decide, so drop them all.
+for v in $(compgen -v SLOTGATE_); do unset "$v"; done
 
 IP=127.0.0.1
 SRV_PORT=15060   # slotgate or Kamailio
@@ -59,7 +63,7 @@ fi
 for tool in awk timeout pgrep; do
   command -v "$tool" >/dev/null 2>&1 || die "missing $tool (coreutils / procps / gawk or mawk)"
 done
-[[ -n "$SLOTGATE_BIN" ]] || command -v cargo >/dev/null 2>&1 || die "missing cargo (or set SLOTGATE_BIN)"
+[[ -n "$BENCH_SLOTGATE_BIN" ]] || command -v cargo >/dev/null 2>&1 || die "missing cargo (or set BENCH_SLOTGATE_BIN)"
 [[ "$STEP_SECS" =~ ^[0-9]+$ && "$STEP_SECS" -ge 1 ]] || die "STEP_SECS must be a positive integer"
 for r in $RATES; do [[ "$r" =~ ^[0-9]+$ && "$r" -ge 1 ]] || die "RATES: '$r' is not a positive integer"; done
 for s in $SERIES; do [[ "$s" =~ ^[abc]$ ]] || die "SERIES: '$s' is not one of a b c"; done
@@ -203,13 +207,13 @@ get() { # "key" from a sipp_stats block on stdin-less variable
 }
 
 # ------------------------------------------------------------------ build + configs
-if [[ -z "$SLOTGATE_BIN" ]]; then
+if [[ -z "$BENCH_SLOTGATE_BIN" ]]; then
   echo "== building slotgate (cargo build --release) in $ROOT"
   (cd "$ROOT" && cargo build --release) > "$RUN_DIR/cargo-build.log" 2>&1 ||
     { tail -30 "$RUN_DIR/cargo-build.log" >&2; die "cargo build --release failed (log: $RUN_DIR/cargo-build.log)"; }
-  SLOTGATE_BIN="$ROOT/target/release/slotgate"
+  BENCH_SLOTGATE_BIN="$ROOT/target/release/slotgate"
 fi
-[[ -x "$SLOTGATE_BIN" ]] || die "no slotgate binary at $SLOTGATE_BIN"
+[[ -x "$BENCH_SLOTGATE_BIN" ]] || die "no slotgate binary at $BENCH_SLOTGATE_BIN"
 
 SLOTGATE_DB="$WORK/slotgate.db"
 SLOTGATE_TOML="$WORK/slotgate.toml"
@@ -226,7 +230,7 @@ url = "sqlite://$SLOTGATE_DB"
 [log]
 level = "warn"
 EOF
-"$SLOTGATE_BIN" check-config --config "$SLOTGATE_TOML" > "$RUN_DIR/check-config.log" 2>&1 ||
+"$BENCH_SLOTGATE_BIN" check-config --config "$SLOTGATE_TOML" > "$RUN_DIR/check-config.log" 2>&1 ||
   { cat "$RUN_DIR/check-config.log" >&2; die "slotgate check-config refused $SLOTGATE_TOML"; }
 
 KAM_CFG="$HERE/kamailio-stateful.cfg"
@@ -250,7 +254,7 @@ start_server() { # series stepdir
     a) return 0 ;;
     b)
       rm -f "$SLOTGATE_DB" "$SLOTGATE_DB-wal" "$SLOTGATE_DB-shm"
-      "$SLOTGATE_BIN" run --config "$SLOTGATE_TOML" > "$dir/slotgate.out" 2> "$dir/slotgate.err" &
+      "$BENCH_SLOTGATE_BIN" run --config "$SLOTGATE_TOML" > "$dir/slotgate.out" 2> "$dir/slotgate.err" &
       SERVER_PID=$!
       ;;
     c)
@@ -433,7 +437,7 @@ run_step() { # series rate
 LOAD_START="$(uptime)"
 echo "== slotgate pass-through benchmark  ($(date -Is))"
 echo "   machine: $(nproc) CPUs; uptime at start: ${LOAD_START# }"
-echo "   binary: $SLOTGATE_BIN"
+echo "   binary: $BENCH_SLOTGATE_BIN"
 echo "   steps: ${STEP_SECS}s each, rates: $RATES; series: $SERIES; hold ${HOLD_MS} ms; logs: $RUN_DIR"
 echo "   sipp (both sides): ${SIPP_COMMON[*]}  UAC: -r RATE -m RATE*${STEP_SECS} -l 200000 -recv_timeout ${RECV_TIMEOUT_MS}"
 echo "   pass rule: failed < 0.1 %, retransmitted < 0.1 %, 0 UDP drops on the server's socket, >= ${MIN_RATE_PCT} % of the offered rate reached"

@@ -11,7 +11,7 @@
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -835,9 +835,7 @@ impl Core {
             .copied()
             .filter(|id| self.calls.get(id).is_some_and(|c| c.a_tx == invite_key));
         let Some(id) = found else {
-            // A relayed re-INVITE: the other side keeps its session, this one ends the attempt.
-            let mut resp = Message::response(487, "Request Terminated");
-            resp.copy_from(msg, &Name::Via);
+            // A relayed re-INVITE: it completes with the other leg's answer.
             return;
         };
         if let Some(call) = self.calls.get_mut(&id) {
@@ -1059,12 +1057,14 @@ impl Core {
                     server,
                     request,
                     call,
+                    from,
                     ..
                 }) = self.roles.get(&key)
                 {
                     if code > 100 && request.method() == Some(&Method::Invite) {
-                        let (server, request, call) = (server.clone(), request.clone(), *call);
-                        let resp = self.relayed_response(call, &request, &msg);
+                        let transport = self.calls.get(call).map(|c| c.peer(*from).transport);
+                        let resp = self.relayed_response(transport, request, &msg);
+                        let server = server.clone();
                         self.txns.respond(&server, code, resp.to_bytes(), now);
                     }
                 }
@@ -1105,7 +1105,13 @@ impl Core {
     }
 
     /// A response from one leg rewritten for the request it answers on the other.
-    fn relayed_response(&self, id: u64, request: &Message, resp: &Message) -> Message {
+    /// `transport` is the requester's, for the Contact slotgate puts in a 2xx.
+    fn relayed_response(
+        &self,
+        transport: Option<Transport>,
+        request: &Message,
+        resp: &Message,
+    ) -> Message {
         let mut out = build::response_to(
             request,
             resp.status().unwrap_or(500),
@@ -1113,21 +1119,13 @@ impl Core {
             None,
             &self.server,
         );
-        let leg_transport = self.calls.get(&id).map_or(Transport::Udp, |c| {
-            if self
-                .by_a_call_id
-                .get(request.get(&Name::CallId).unwrap_or_default())
-                == Some(&id)
-            {
-                c.a_peer.transport
-            } else {
-                c.b_peer.transport
-            }
-        });
         if resp.status().is_some_and(|c| c < 300)
             && matches!(request.method(), Some(Method::Invite | Method::Update))
         {
-            out.push(Name::Contact, self.contact(leg_transport));
+            out.push(
+                Name::Contact,
+                self.contact(transport.unwrap_or(Transport::Udp)),
+            );
         }
         for name in RELAYED {
             for h in resp.headers.iter().filter(|h| h.name.is(name)) {
@@ -1389,7 +1387,8 @@ impl Core {
             return;
         };
         let Some(code) = msg.status() else { return };
-        let resp = self.relayed_response(id, &request, &msg);
+        let transport = self.calls.get(&id).map(|c| c.peer(from).transport);
+        let resp = self.relayed_response(transport, &request, &msg);
         let bytes = resp.to_bytes();
         let is_invite = request.method() == Some(&Method::Invite);
         let is_bye = request.method() == Some(&Method::Bye);
@@ -1675,9 +1674,4 @@ fn accepts_sdp(msg: &Message) -> bool {
 
 fn uri_of_header(msg: &Message, name: &Name) -> String {
     msg.get(name).and_then(build::uri_of).unwrap_or_default()
-}
-
-/// Whether an address is a literal this element may send to without DNS.
-pub fn is_ip_literal(host: &str) -> bool {
-    host.trim_matches(['[', ']']).parse::<IpAddr>().is_ok()
 }
