@@ -91,11 +91,14 @@ pub async fn serve(
     let mut drain_deadline: Option<Instant> = None;
 
     loop {
+        // Re-arming the tokio timer costs more than a spurious wake-up, and
+        // almost every message adds a timer later than the earliest one: only
+        // move the wake-up earlier, never later.
         let wake = core
             .poll_timeout()
             .map(Instant::from_std)
             .unwrap_or(far_future);
-        if timer.deadline() != wake {
+        if wake < timer.deadline() || timer.is_elapsed() {
             timer.as_mut().reset(wake);
         }
         let drain_at = drain_deadline.unwrap_or(far_future);

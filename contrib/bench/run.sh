@@ -60,8 +60,8 @@ command -v kamailio >/dev/null 2>&1 || missing+=(kamailio)
 if ((${#missing[@]})); then
   die "missing ${missing[*]}: apt-get install sip-tester kamailio"
 fi
-for tool in awk timeout pgrep; do
-  command -v "$tool" >/dev/null 2>&1 || die "missing $tool (coreutils / procps / gawk or mawk)"
+for tool in awk timeout pgrep flock; do
+  command -v "$tool" >/dev/null 2>&1 || die "missing $tool (coreutils / procps / util-linux / gawk or mawk)"
 done
 [[ -n "$BENCH_SLOTGATE_BIN" ]] || command -v cargo >/dev/null 2>&1 || die "missing cargo (or set BENCH_SLOTGATE_BIN)"
 [[ "$STEP_SECS" =~ ^[0-9]+$ && "$STEP_SECS" -ge 1 ]] || die "STEP_SECS must be a positive integer"
@@ -69,6 +69,11 @@ for r in $RATES; do [[ "$r" =~ ^[0-9]+$ && "$r" -ge 1 ]] || die "RATES: '$r' is 
 for s in $SERIES; do [[ "$s" =~ ^[abc]$ ]] || die "SERIES: '$s' is not one of a b c"; done
 
 mkdir -p "$WORK" || die "cannot create $WORK"
+
+# One run at a time on this machine: the ports are fixed.
+LOCK="${TMPDIR:-/tmp}/slotgate-bench.lock"
+exec 9> "$LOCK" || die "cannot open $LOCK"
+flock -n 9 || die "another run.sh holds $LOCK (ports 15060/15061/15070 are shared); wait for it"
 RUN_DIR="$WORK/run-$(date +%Y%m%d-%H%M%S)"
 mkdir -p "$RUN_DIR"
 
@@ -146,6 +151,17 @@ cpu_ns() {
     done
   done
   echo "$total"
+}
+
+# "TID NS" for every thread of the given processes (for the busiest-thread figure).
+cpu_by_thread() {
+  local p f v
+  for p in "$@"; do
+    for f in /proc/"$p"/task/*/schedstat; do
+      read -r v _ < "$f" 2>/dev/null || continue
+      f="${f%/schedstat}"; echo "${f##*/} $v"
+    done
+  done
 }
 
 # utime+stime in clock ticks (includes exited threads; coarse, logged only).
@@ -283,10 +299,22 @@ stop_pid() { # pid
   STARTED=("${STARTED[@]}")
 }
 
+# Counts of the usual SIPp error-log events in FILE (it caps at -max_log_size).
+error_kinds() {
+  awk '
+    { n_rt += gsub(/receive timeout/, "&"); n_dead += gsub(/Dead call/, "&");
+      n_unexp += gsub(/[Uu]nexpected/, "&"); n_abort += gsub(/[Aa]borting call/, "&");
+      n_retr += gsub(/[Mm]ax retrans/, "&") }
+    END { printf "receive-timeout=%d dead-call-msgs=%d unexpected=%d aborted=%d max-retrans=%d",
+                 n_rt, n_dead, n_unexp, n_abort, n_retr }' "$1"
+  (($(wc -c < "$1") >= 1000000)) && printf ' (log capped at 1 MB: counts are partial)'
+  return 0
+}
+
 pct() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.3f", 100 * a / b; else print "100.000" }'; }
 lt() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a < b) }'; }
 
-declare -A BEST CPU_AT BEST_CPU RSS_MAX STOPPED CPU_US
+declare -A BEST BEST_CPU BEST_RSS RSS_MAX STOPPED CPU_US
 SUMMARY_LINES=()
 
 # Runs one step, prints its line, returns 0 if it passed.
@@ -323,7 +351,10 @@ run_step() { # series rate
   local drops0 cpu0 ticks0 host0 t0 t1 drops1 cpu1 ticks1 host1 hwm=0
   drops0="$(udp_drops "$srv_port")"
   cpu0=0; ticks0=0
-  if ((${#SERVER_PIDS[@]})); then cpu0="$(cpu_ns "${SERVER_PIDS[@]}")"; ticks0="$(cpu_ticks "${SERVER_PIDS[@]}")"; fi
+  if ((${#SERVER_PIDS[@]})); then
+    cpu0="$(cpu_ns "${SERVER_PIDS[@]}")"; ticks0="$(cpu_ticks "${SERVER_PIDS[@]}")"
+    cpu_by_thread "${SERVER_PIDS[@]}" > "$dir/threads0"
+  fi
   host0="$(host_cpu)"
   t0="$(date +%s.%N)"
 
@@ -345,6 +376,7 @@ run_step() { # series rate
   cpu1=0; ticks1=0
   if ((${#SERVER_PIDS[@]})); then
     cpu1="$(cpu_ns "${SERVER_PIDS[@]}")"; ticks1="$(cpu_ticks "${SERVER_PIDS[@]}")"
+    cpu_by_thread "${SERVER_PIDS[@]}" > "$dir/threads1"
     [[ "$s" == b ]] && hwm="$(vm_hwm_kb "$SERVER_PID")"
   fi
   host1="$(host_cpu)"
@@ -389,10 +421,19 @@ run_step() { # series rate
     core_pct="$(awk -v c="$((cpu1 - cpu0))" -v a="$t0" -v b="$t1" 'BEGIN { printf "%.0f", 100 * c / 1e9 / (b + 1 - a) }')"
   fi
   [[ "$s" == b ]] && rss="$(awk -v k="$hwm" 'BEGIN { printf "%.1f MB", k / 1024 }')"
+  # Busiest single thread (slotgate) or process (Kamailio) over the same window.
+  local busiest="-"
+  if [[ -s "$dir/threads1" ]]; then
+    busiest="$(awk -v a="$t0" -v b="$t1" '
+      FNR == NR { s0[$1] = $2; next }
+      { d = $2 - s0[$1]; if (d > m) m = d }
+      END { printf "%.0f", 100 * m / 1e9 / (b + 1 - a) }' "$dir/threads0" "$dir/threads1")"
+  fi
 
   printf '   [%s] %6d cps: %s  calls=%d ok=%d failed=%d (%s%%) retrans=%d (%s%%) drops=%s achieved=%s cps' \
     "$s" "$rate" "$verdict" "$calls" "$ok" "$failed" "$fpct" "$retrans" "$rpct" "$ddrops" "$achieved"
-  [[ "$s" != a ]] && printf ' cpu=%s us/call (%s%% of a core)' "$cpu_us" "$core_pct"
+  [[ "$s" != a ]] && printf ' cpu=%s us/call (%s%% of a core, busiest %s %s%%)' "$cpu_us" "$core_pct" \
+    "$([[ "$s" == b ]] && echo thread || echo process)" "$busiest"
   [[ "$s" == b ]] && printf ' rss=%s' "$rss"
   printf ' host=%s%% busy, steal %s%%, load %s\n' "$host_busy" "$host_steal" "$(cut -d' ' -f1 /proc/loadavg)"
   if [[ "$verdict" == FAIL ]]; then
@@ -402,7 +443,14 @@ run_step() { # series rate
       "$(get rejected "$uac")" "$(get out_of_call "$uac")" "$(get dead_call "$uac")" \
       "$(get incoming "$uas")" "$uas_failed" "$uas_retrans" "$(get out_of_call "$uas")"
     local f
-    for f in "$dir/uac-errors.log" "$dir/uas-errors.log" "$dir/slotgate.err" "$dir/kamailio.err"; do
+    for f in "$dir/uac-errors.log" "$dir/uas-errors.log"; do
+      [[ -s "$f" ]] || continue
+      # SIPp glues events together; count the usual kinds, show the first real one.
+      printf '         %s: %s\n' "${f#"$RUN_DIR"/}" "$(error_kinds "$f")"
+      grep -v -e '^[[:space:]]*$' -e 'Maximum number of open sockets' -e '^The following events occurred' "$f" |
+        head -8 | cut -c1-200 | sed 's/^/           | /'
+    done
+    for f in "$dir/slotgate.err" "$dir/kamailio.err"; do
       [[ -s "$f" ]] || continue
       printf '         %s (%s lines), first lines:\n' "${f#"$RUN_DIR"/}" "$(wc -l < "$f")"
       grep -v '^[[:space:]]*$' "$f" | head -8 | cut -c1-200 | sed 's/^/           | /'
@@ -422,6 +470,7 @@ run_step() { # series rate
       BEST_CPU[$s]="$cpu_us"
       CPU_US["$s-$rate"]="$cpu_us"
     fi
+    [[ "$s" == b ]] && BEST_RSS[b]="$hwm"
     if [[ "$s" == b ]]; then
       RSS_MAX[b]="$(awk -v a="${RSS_MAX[b]:-0}" -v b="$hwm" 'BEGIN { print (b > a ? b : a) }')"
     fi
@@ -471,14 +520,14 @@ done
 
 echo
 echo "== summary (steps of ${STEP_SECS}s; a series stops at its first failing step)"
-printf '   %-30s %16s %12s %24s\n' "series" "best clean cps" "failed at" "server CPU/call at best"
+printf '   %-30s %15s %18s %24s\n' "series" "best clean cps" "first failing" "server CPU/call at best"
 for s in a b c; do
   [[ " $SERIES " == *" $s "* ]] || continue
   best="${BEST[$s]:-0}"
-  stop="${STOPPED[$s]:-none (all passed)}"
+  stop="${STOPPED[$s]:-none}"
   cpu="-"
   [[ "$s" != a && -n "${BEST_CPU[$s]:-}" ]] && cpu="${BEST_CPU[$s]} us"
-  printf '   %-30s %16s %12s %24s\n' "$(label "$s")" "$best" "$stop" "$cpu"
+  printf '   %-30s %15s %18s %24s\n' "$(label "$s")" "$best" "$stop" "$cpu"
 done
 echo "   ratio b/a (best clean cps):          $(ratio "${BEST[b]:-0}" "${BEST[a]:-0}")"
 echo "   ratio b/c (best clean cps):          $(ratio "${BEST[b]:-0}" "${BEST[c]:-0}")"
@@ -492,8 +541,11 @@ else
 fi
 echo "   slotgate CPU per call at its best clean step: ${BEST_CPU[b]:-n/a} us"
 echo "   Kamailio CPU per call at its best clean step: ${BEST_CPU[c]:-n/a} us"
+mb_of() { awk -v k="$1" 'BEGIN { printf "%.1f MB", k / 1024 }'; }
 if [[ -n "${RSS_MAX[b]:-}" ]]; then
-  echo "   slotgate peak RSS (VmHWM, max over its steps): $(awk -v k="${RSS_MAX[b]}" 'BEGIN { printf "%.1f MB", k / 1024 }')"
+  at_best="n/a"
+  [[ -n "${BEST_RSS[b]:-}" ]] && at_best="$(mb_of "${BEST_RSS[b]}")"
+  echo "   slotgate peak RSS (VmHWM): $at_best at its best clean step, $(mb_of "${RSS_MAX[b]}") max over all its steps"
 else
   echo "   slotgate peak RSS (VmHWM): n/a"
 fi

@@ -10,7 +10,11 @@
 //! `poll_timeout`.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::collections::{BinaryHeap, VecDeque};
+
+// Keyed by network-chosen strings (branches, Call-IDs): a keyed hash that
+// resists flooding, but much cheaper than SipHash on the per-message path.
+type HashMap<K, V> = std::collections::HashMap<K, V, ahash::RandomState>;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -225,10 +229,10 @@ impl Core {
             txns: Transactions::new(),
             ids: Ids::new(),
             next_call: 0,
-            calls: HashMap::new(),
-            by_a_call_id: HashMap::new(),
-            by_b_call_id: HashMap::new(),
-            roles: HashMap::new(),
+            calls: HashMap::default(),
+            by_a_call_id: HashMap::default(),
+            by_b_call_id: HashMap::default(),
+            roles: HashMap::default(),
             timers: BinaryHeap::new(),
             out: VecDeque::new(),
             records: VecDeque::new(),
@@ -325,7 +329,7 @@ impl Core {
             match event {
                 TxEvent::ClientTimeout(key) => self.on_client_timeout(key, now),
                 TxEvent::AckMissing(key) => {
-                    debug!(branch = %key.branch, "final response never acknowledged")
+                    debug!(branch = %key.branch(), "final response never acknowledged")
                 }
             }
         }
@@ -823,7 +827,7 @@ impl Core {
     }
 
     fn handle_cancel(&mut self, key: TxKey, msg: &Message, now: Instant) {
-        let invite_key = TxKey::server(&key.branch, "INVITE", &key.sent_by);
+        let invite_key = key.for_method("INVITE");
         if !self.txns.server_pending(&invite_key) {
             return self.reply(&key, msg, 481, "Call/Transaction Does Not Exist", now);
         }
@@ -1033,7 +1037,7 @@ impl Core {
             ResponseVerdict::Deliver => {}
             ResponseVerdict::Absorbed => return,
             ResponseVerdict::Stray => {
-                debug!(code, branch = %key.branch, "response matches no transaction");
+                debug!(code, branch = %key.branch(), "response matches no transaction");
                 return;
             }
         }

@@ -9,7 +9,11 @@
 //! thousands of calls can be driven in a test in microseconds.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::collections::{BinaryHeap, VecDeque};
+
+// Keyed by network-chosen strings (branches, Call-IDs): a keyed hash that
+// resists flooding, but much cheaper than SipHash on the per-message path.
+type HashMap<K, V> = std::collections::HashMap<K, V, ahash::RandomState>;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -49,11 +53,11 @@ pub struct Transmit {
 /// same branch) and, for server transactions, the top Via's sent-by, since
 /// two clients may pick the same branch.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct TxKey {
-    pub branch: String,
-    pub method: String,
-    pub sent_by: String,
-}
+pub struct TxKey(
+    // "METHOD sent-by branch" in one allocation: thousands of lingering
+    // transactions each keep two copies of their key.
+    Box<str>,
+);
 
 impl TxKey {
     /// A client transaction's key: slotgate chose the branch, so it is unique.
@@ -63,11 +67,35 @@ impl TxKey {
 
     pub fn server(branch: &str, method: &str, sent_by: &str) -> TxKey {
         let method = if method == "ACK" { "INVITE" } else { method };
-        TxKey {
-            branch: branch.to_string(),
-            method: method.to_string(),
-            sent_by: sent_by.to_string(),
-        }
+        let mut key = String::with_capacity(method.len() + sent_by.len() + branch.len() + 2);
+        key.push_str(method);
+        key.push(' ');
+        key.push_str(sent_by);
+        key.push(' ');
+        key.push_str(branch);
+        TxKey(key.into_boxed_str())
+    }
+
+    fn parts(&self) -> (&str, &str, &str) {
+        let mut it = self.0.splitn(3, ' ');
+        let method = it.next().unwrap_or("");
+        let sent_by = it.next().unwrap_or("");
+        (method, sent_by, it.next().unwrap_or(""))
+    }
+
+    pub fn method(&self) -> &str {
+        self.parts().0
+    }
+
+    pub fn branch(&self) -> &str {
+        self.parts().2
+    }
+
+    /// The key of the transaction with the same branch and sent-by for
+    /// another method (a CANCEL's INVITE).
+    pub fn for_method(&self, method: &str) -> TxKey {
+        let (_, sent_by, branch) = self.parts();
+        TxKey::server(branch, method, sent_by)
     }
 }
 
@@ -223,6 +251,17 @@ impl Transactions {
         if let Some(tx) = self.txs.get_mut(&id) {
             tx.state = state;
             tx.generation = tx.generation.wrapping_add(1);
+            // Lingering transactions only absorb retransmissions; what they no
+            // longer resend is freed, since at thousands of calls per second
+            // 32 s of lingering state is most of the process's memory.
+            let keeps_message = match state {
+                State::Completed => !tx.client,
+                State::Accepted | State::Confirmed => false,
+                State::Initial | State::Proceeding => true,
+            };
+            if !keeps_message {
+                tx.stored = None;
+            }
         }
     }
 
@@ -272,7 +311,7 @@ impl Transactions {
             }
             return RequestVerdict::Retransmission;
         }
-        let invite = key.method == "INVITE";
+        let invite = key.method() == "INVITE";
         self.insert(Tx {
             key,
             client: false,
@@ -339,7 +378,7 @@ impl Transactions {
 
     /// Starts a client transaction and sends its request.
     pub fn send_request(&mut self, key: TxKey, peer: Peer, bytes: Bytes, now: Instant) {
-        let invite = key.method == "INVITE";
+        let invite = key.method() == "INVITE";
         if let Some(&old) = self.by_key_client.get(&key) {
             self.remove(old);
         }

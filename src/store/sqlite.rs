@@ -78,33 +78,38 @@ pub(super) async fn insert_calls(
     records: &[CallRecord],
 ) -> Result<(), StoreError> {
     const CONTEXT: &str = "inserting call records";
+    // One multi-row statement per chunk: every statement is a round trip to
+    // the SQLite worker thread (a futex wake on each side), which under load
+    // cost more than the insert itself. 256 rows x 13 columns stays far
+    // below SQLite's bound-parameter limit.
+    const ROWS_PER_STATEMENT: usize = 256;
     // IMMEDIATE takes the write lock up front, where the busy timeout
     // applies, instead of failing on a read-to-write upgrade mid-batch.
     let mut tx = pool
         .begin_with("BEGIN IMMEDIATE")
         .await
         .map_err(StoreError::query(CONTEXT))?;
-    let sql = format!(
-        "INSERT INTO calls ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
-         ON CONFLICT (id) DO NOTHING"
-    );
-    // In-process SQLite gains nothing from a multi-row statement; one
-    // prepared statement reused inside one transaction is as fast.
-    for r in records {
-        sqlx::query(&sql)
-            .bind(storable_text(&r.id))
-            .bind(storable_text(&r.a_call_id))
-            .bind(r.b_call_id.as_deref().map(storable_text))
-            .bind(storable_text(&r.source))
-            .bind(storable_text(&r.from_uri))
-            .bind(storable_text(&r.to_uri))
-            .bind(storable_text(&r.request_uri))
-            .bind(encode_time(r.started_at))
-            .bind(r.answered_at.map(encode_time))
-            .bind(encode_time(r.ended_at))
-            .bind(r.final_status)
-            .bind(storable_text(&r.reason))
-            .bind(r.ended_by.as_deref().map(storable_text))
+    for chunk in records.chunks(ROWS_PER_STATEMENT) {
+        let mut insert: sqlx::QueryBuilder<sqlx::Sqlite> =
+            sqlx::QueryBuilder::new(format!("INSERT INTO calls ({COLUMNS}) "));
+        insert.push_values(chunk, |mut row, r| {
+            row.push_bind(storable_text(&r.id))
+                .push_bind(storable_text(&r.a_call_id))
+                .push_bind(r.b_call_id.as_deref().map(storable_text))
+                .push_bind(storable_text(&r.source))
+                .push_bind(storable_text(&r.from_uri))
+                .push_bind(storable_text(&r.to_uri))
+                .push_bind(storable_text(&r.request_uri))
+                .push_bind(encode_time(r.started_at))
+                .push_bind(r.answered_at.map(encode_time))
+                .push_bind(encode_time(r.ended_at))
+                .push_bind(r.final_status)
+                .push_bind(storable_text(&r.reason))
+                .push_bind(r.ended_by.as_deref().map(storable_text));
+        });
+        insert.push(" ON CONFLICT (id) DO NOTHING");
+        insert
+            .build()
             .execute(&mut *tx)
             .await
             .map_err(StoreError::query(CONTEXT))?;
