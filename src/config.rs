@@ -265,7 +265,13 @@ impl Config {
         }
         let figment = Figment::from(Serialized::defaults(RawConfig::default()))
             .merge(Toml::file(path))
-            .merge(Env::prefixed("SLOTGATE_").split("__"));
+            .merge(
+                // Only SECTION__KEY variables are configuration; others that
+                // share the prefix (a test harness's, say) are not ours.
+                Env::prefixed("SLOTGATE_")
+                    .filter(|key| key.as_str().contains("__"))
+                    .split("__"),
+            );
         Self::from_figment(figment)
     }
 

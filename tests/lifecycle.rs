@@ -60,7 +60,11 @@ fn config_errors_exit_2_and_name_the_key() {
 fn environment_overrides_the_file() {
     let (code, err) = check_config(
         "[trunk]\ntransport = \"carrier-pigeon\"\n",
-        &[("SLOTGATE_TRUNK__TRANSPORT", "udp")],
+        &[
+            ("SLOTGATE_TRUNK__TRANSPORT", "udp"),
+            // Not SECTION__KEY: someone else's variable, ignored.
+            ("SLOTGATE_TEST_SOMETHING", "x"),
+        ],
     );
     assert_eq!(code, Some(0), "{err}");
 }

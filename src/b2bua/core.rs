@@ -967,6 +967,24 @@ impl Core {
         let to_peer = call.peer(to);
         let via = self.via(to_peer.transport);
         let contact = self.contact(to_peer.transport);
+        let ack_via = (method == Method::Bye).then(|| self.via(to_peer.transport));
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        // A BYE overtaking the ACK for the other leg's 2xx (lost, or never
+        // sent): acknowledge that 2xx first, so the BYE does not arrive
+        // inside an unconfirmed dialog.
+        if let Some(ack_via) = ack_via {
+            if let Some(pos) = call.ack_map.iter().position(|(leg, ..)| *leg == from) {
+                let (_, _, to_cseq) = call.ack_map.remove(pos);
+                let ack = build::ack_for_2xx(call.dialog(to), to_cseq, ack_via, None).to_bytes();
+                call.last_ack = Some((to, to_cseq, ack.clone()));
+                self.out.push_back(Transmit {
+                    peer: to_peer,
+                    bytes: ack,
+                });
+            }
+        }
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };

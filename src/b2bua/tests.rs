@@ -567,3 +567,23 @@ fn pbx_digest_authentication_is_demanded_when_enabled() {
         "the PBX's credentials stay on its leg"
     );
 }
+
+#[test]
+fn bye_overtaking_the_ack_acknowledges_the_trunk_first() {
+    let mut net = Net::new("");
+    let out = net.send(PBX, &invite("call-b1", ""));
+    let b = to(&out, TRUNK).remove(0);
+    let out = net.send_msg(TRUNK, &answer(&b, 200, "OK"));
+    let a_to = to(&out, PBX)[0].get(&Name::To).unwrap().to_string();
+    // The PBX's ACK is lost; its BYE arrives.
+    let out = net.send(PBX, &pbx_request("BYE", "call-b1", 11, &a_to, "bye-b1"));
+    let methods: Vec<_> = to(&out, TRUNK)
+        .iter()
+        .map(|m| {
+            m.method()
+                .map(|m| m.as_str().to_string())
+                .unwrap_or_default()
+        })
+        .collect();
+    assert_eq!(methods, ["ACK", "BYE"]);
+}
