@@ -304,11 +304,32 @@ fn parse_socket(key: &str, value: &str) -> Result<SocketAddr, ConfigError> {
     })
 }
 
-fn parse_optional_socket(key: &str, value: &str) -> Result<Option<SocketAddr>, ConfigError> {
+/// A peer address: `IP:port`, or `host:port` resolved once, here, at start.
+/// The SIP path itself never waits on DNS.
+fn resolve_peer(key: &str, value: &str) -> Result<SocketAddr, ConfigError> {
+    if let Ok(addr) = value.trim().parse() {
+        return Ok(addr);
+    }
+    use std::net::ToSocketAddrs;
+    let value = value.trim();
+    if !is_host_port(value) || !value.contains(':') {
+        return Err(key_error(
+            key,
+            format!("`{value}` is not host:port or IP:port (e.g. sbc.example.com:5060)"),
+        ));
+    }
+    value
+        .to_socket_addrs()
+        .ok()
+        .and_then(|mut addrs| addrs.next())
+        .ok_or_else(|| key_error(key, format!("`{value}` does not resolve to an address")))
+}
+
+fn resolve_optional_peer(key: &str, value: &str) -> Result<Option<SocketAddr>, ConfigError> {
     if value.trim().is_empty() {
         Ok(None)
     } else {
-        parse_socket(key, value).map(Some)
+        resolve_peer(key, value).map(Some)
     }
 }
 
@@ -339,7 +360,11 @@ fn is_host_port(value: &str) -> bool {
 impl RawConfig {
     fn validate(self) -> Result<Config, ConfigError> {
         let udp_listen = parse_socket("sip.udp_listen", &self.sip.udp_listen)?;
-        let tcp_listen = parse_optional_socket("sip.tcp_listen", &self.sip.tcp_listen)?;
+        let tcp_listen = if self.sip.tcp_listen.trim().is_empty() {
+            None
+        } else {
+            Some(parse_socket("sip.tcp_listen", &self.sip.tcp_listen)?)
+        };
         let advertised_address = if self.sip.advertised_address.trim().is_empty() {
             match udp_listen {
                 SocketAddr::V4(a) if a.ip().is_unspecified() => return Err(key_error(
@@ -431,7 +456,7 @@ impl RawConfig {
             ));
         }
 
-        let address = parse_socket("trunk.address", &self.trunk.address)?;
+        let address = resolve_peer("trunk.address", &self.trunk.address)?;
         let transport = match self.trunk.transport.to_ascii_lowercase().as_str() {
             "udp" => Transport::Udp,
             "tcp" => Transport::Tcp,
@@ -443,9 +468,11 @@ impl RawConfig {
             }
         };
         let outbound_proxy =
-            parse_optional_socket("trunk.outbound_proxy", &self.trunk.outbound_proxy)?;
+            resolve_optional_peer("trunk.outbound_proxy", &self.trunk.outbound_proxy)?;
+        // The Request-URI names the trunk as configured (a host name stays a
+        // host name), not the address it resolved to.
         let domain = if self.trunk.domain.trim().is_empty() {
-            address.to_string()
+            self.trunk.address.trim().to_string()
         } else if is_host_port(self.trunk.domain.trim()) {
             self.trunk.domain.trim().to_string()
         } else {
@@ -584,6 +611,8 @@ mod tests {
         let cases = [
             ("[sip]\nudp_listen = \"nonsense\"", "sip.udp_listen"),
             ("[trunk]\ntransport = \"sctp\"", "trunk.transport"),
+            ("[trunk]\naddress = \"no-port.example\"", "trunk.address"),
+            ("[trunk]\naddress = \"bad host:5060\"", "trunk.address"),
             (
                 "[pbx]\nallowed_sources = [\"10.0.0.0/33\"]",
                 "pbx.allowed_sources",
@@ -603,6 +632,14 @@ mod tests {
             let got = key_of(err);
             assert!(got.starts_with(key), "{text}: got key {got}, want {key}");
         }
+    }
+
+    #[test]
+    fn trunk_host_names_resolve_once_and_stay_in_the_request_uri() {
+        let config = Config::from_toml_str("[trunk]\naddress = \"localhost:5080\"").unwrap();
+        assert!(config.trunk.address.ip().is_loopback());
+        assert_eq!(config.trunk.address.port(), 5080);
+        assert_eq!(config.trunk.domain, "localhost:5080");
     }
 
     #[test]
