@@ -141,10 +141,7 @@ pub fn ack_for_failure(invite: &Message, resp: &Message) -> Message {
     ack.copy_from(invite, &Name::From);
     ack.copy_from(resp, &Name::To);
     ack.copy_from(invite, &Name::CallId);
-    let num = invite
-        .get(&Name::CSeq)
-        .and_then(headers::parse_cseq)
-        .map_or(1, |(n, _)| n);
+    let num = invite.cseq().map_or(1, |(n, _)| n);
     ack.push(Name::CSeq, format!("{num} ACK"));
     ack
 }
@@ -161,10 +158,7 @@ pub fn cancel_for(invite: &Message) -> Message {
     cancel.copy_from(invite, &Name::From);
     cancel.copy_from(invite, &Name::To);
     cancel.copy_from(invite, &Name::CallId);
-    let num = invite
-        .get(&Name::CSeq)
-        .and_then(headers::parse_cseq)
-        .map_or(1, |(n, _)| n);
+    let num = invite.cseq().map_or(1, |(n, _)| n);
     cancel.push(Name::CSeq, format!("{num} CANCEL"));
     cancel
 }

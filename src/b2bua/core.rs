@@ -711,10 +711,7 @@ impl Core {
         let from = msg.get(&Name::From).unwrap_or_default().to_string();
         let to = msg.get(&Name::To).unwrap_or_default().to_string();
         let a_call_id = msg.get(&Name::CallId).unwrap_or_default().to_string();
-        let a_cseq = msg
-            .get(&Name::CSeq)
-            .and_then(headers::parse_cseq)
-            .map_or(1, |(n, _)| n);
+        let a_cseq = msg.cseq().map_or(1, |(n, _)| n);
         let a_contact = msg
             .get(&Name::Contact)
             .and_then(build::uri_of)
@@ -895,10 +892,7 @@ impl Core {
         let Some((id, from)) = self.find_call(call_id) else {
             return;
         };
-        let cseq = msg
-            .get(&Name::CSeq)
-            .and_then(headers::parse_cseq)
-            .map_or(0, |(n, _)| n);
+        let cseq = msg.cseq().map_or(0, |(n, _)| n);
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
@@ -1036,7 +1030,7 @@ impl Core {
         else {
             return;
         };
-        let Some((cseq, method)) = msg.get(&Name::CSeq).and_then(headers::parse_cseq) else {
+        let Some((cseq, method)) = msg.cseq() else {
             return;
         };
         let key = TxKey::new(&branch, method);
@@ -1327,11 +1321,7 @@ impl Core {
             return;
         };
         let a_tx = call.a_tx.clone();
-        let a_cseq = call
-            .a_invite
-            .get(&Name::CSeq)
-            .and_then(headers::parse_cseq)
-            .map_or(1, |(n, _)| n);
+        let a_cseq = call.a_invite.cseq().map_or(1, |(n, _)| n);
         if call.a_peer.transport == Transport::Udp {
             call.pending_2xx = Some(Pending2xx {
                 leg: Leg::A,
@@ -1416,14 +1406,8 @@ impl Core {
         let is_bye = request.method() == Some(&Method::Bye);
         if let Some(call) = self.calls.get_mut(&id) {
             if is_invite && (200..300).contains(&code) {
-                let req_cseq = request
-                    .get(&Name::CSeq)
-                    .and_then(headers::parse_cseq)
-                    .map_or(0, |(n, _)| n);
-                let sent_cseq = sent
-                    .get(&Name::CSeq)
-                    .and_then(headers::parse_cseq)
-                    .map_or(0, |(n, _)| n);
+                let req_cseq = request.cseq().map_or(0, |(n, _)| n);
+                let sent_cseq = sent.cseq().map_or(0, |(n, _)| n);
                 if let Some(target) = msg.get(&Name::Contact).and_then(build::uri_of) {
                     call.dialog(from.other()).remote_target = target;
                 }
@@ -1604,10 +1588,7 @@ fn server_key(msg: &Message, method: &Method) -> Option<TxKey> {
     let branch = match via.branch {
         Some(b) if b.starts_with("z9hG4bK") => b.to_string(),
         other => {
-            let cseq = msg
-                .get(&Name::CSeq)
-                .and_then(headers::parse_cseq)
-                .map_or(0, |(n, _)| n);
+            let cseq = msg.cseq().map_or(0, |(n, _)| n);
             let from_tag = msg
                 .get(&Name::From)
                 .and_then(headers::parse_name_addr)

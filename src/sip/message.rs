@@ -307,6 +307,11 @@ impl Message {
             .map(|h| h.value.as_str())
     }
 
+    /// The CSeq number and method.
+    pub fn cseq(&self) -> Option<(u32, &str)> {
+        self.get(&Name::CSeq).and_then(super::headers::parse_cseq)
+    }
+
     /// The first value of a header known only by its text name.
     pub fn get_named(&self, name: &str) -> Option<&str> {
         self.headers
