@@ -247,7 +247,11 @@ mod tests {
         c.window = Some(Window::new(now, now + TimeDelta::minutes(30), "Europe/Paris").unwrap());
         assert!(c.covers(now + TimeDelta::minutes(29)));
         assert!(!c.covers(now + TimeDelta::minutes(30)));
-        for status in [ConsentStatus::Declined, ConsentStatus::Revoked, ConsentStatus::Expired] {
+        for status in [
+            ConsentStatus::Declined,
+            ConsentStatus::Revoked,
+            ConsentStatus::Expired,
+        ] {
             c.status = status;
             assert!(!c.covers(now));
         }
@@ -256,12 +260,18 @@ mod tests {
     #[test]
     fn windows_and_scopes_are_checked() {
         let now = Utc.with_ymd_and_hms(2025, 1, 1, 9, 0, 0).unwrap();
-        assert!(matches!(Window::new(now, now, "UTC"), Err(WindowError::Empty { .. })));
+        assert!(matches!(
+            Window::new(now, now, "UTC"),
+            Err(WindowError::Empty { .. })
+        ));
         assert!(matches!(
             Window::new(now, now + TimeDelta::hours(1), "Mars/Olympus"),
             Err(WindowError::UnknownZone(_))
         ));
-        assert_eq!("campaign:x".parse::<Scope>().unwrap(), Scope::Campaign("x".into()));
+        assert_eq!(
+            "campaign:x".parse::<Scope>().unwrap(),
+            Scope::Campaign("x".into())
+        );
         assert!("campaign:".parse::<Scope>().is_err());
     }
 }

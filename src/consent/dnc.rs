@@ -28,7 +28,9 @@ pub struct DncEntry {
 pub enum DncRejectionReason {
     InvalidNumber(NumberError),
     /// The same number appeared on an earlier row of the file.
-    DuplicateInFile { first_line: usize },
+    DuplicateInFile {
+        first_line: usize,
+    },
     /// The number was already on the list before the import.
     AlreadyListed,
 }
@@ -81,7 +83,14 @@ impl fmt::Display for DncImportReport {
             self.rejected.len()
         )?;
         for r in &self.rejected {
-            writeln!(f, "line {}: {:?}: {} ({})", r.line, r.input, r.reason, r.reason.code())?;
+            writeln!(
+                f,
+                "line {}: {:?}: {} ({})",
+                r.line,
+                r.input,
+                r.reason,
+                r.reason.code()
+            )?;
         }
         Ok(())
     }
@@ -161,7 +170,11 @@ fn first_cell(line: &str) -> String {
         }
         return out.trim().to_string();
     }
-    line.split([',', ';']).next().unwrap_or("").trim().to_string()
+    line.split([',', ';'])
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_string()
 }
 
 #[cfg(test)]
@@ -178,7 +191,11 @@ mod tests {
                    not a number\n\
                    +1 202 555 0143;Bob\n";
         let parsed = parse_csv(csv, Some("FR".parse().unwrap()));
-        let numbers: Vec<_> = parsed.numbers.iter().map(|(l, _, n)| (*l, n.as_str())).collect();
+        let numbers: Vec<_> = parsed
+            .numbers
+            .iter()
+            .map(|(l, _, n)| (*l, n.as_str()))
+            .collect();
         assert_eq!(numbers, vec![(2, "+33612345678"), (7, "+12025550143")]);
         assert_eq!(parsed.rejected.len(), 2);
         assert_eq!(parsed.rejected[0].line, 3);

@@ -237,7 +237,10 @@ mod tests {
         assert!("hours:0".parse::<ConsentPolicy>().is_err());
         assert!("weeks:2".parse::<ConsentPolicy>().is_err());
         let t = Utc.with_ymd_and_hms(2025, 1, 1, 9, 0, 0).unwrap();
-        assert_eq!(ConsentPolicy::Hours(2).expires_at(t, None), Some(t + TimeDelta::hours(2)));
+        assert_eq!(
+            ConsentPolicy::Hours(2).expires_at(t, None),
+            Some(t + TimeDelta::hours(2))
+        );
         assert_eq!(ConsentPolicy::UntilRevoked.expires_at(t, None), None);
         let end = t + TimeDelta::hours(1);
         assert_eq!(ConsentPolicy::PerCall.expires_at(t, Some(end)), Some(end));

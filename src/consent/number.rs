@@ -65,12 +65,11 @@ impl E164 {
         // Numbers copied from CRMs and links often carry a `tel:` prefix,
         // which the parser does not expect.
         let text = trimmed.strip_prefix("tel:").unwrap_or(trimmed);
-        let parsed = phonenumber::parse(region.map(|r| r.0), text).map_err(|e| {
-            NumberError::Unparsable {
+        let parsed =
+            phonenumber::parse(region.map(|r| r.0), text).map_err(|e| NumberError::Unparsable {
                 input: input.to_string(),
                 reason: e.to_string(),
-            }
-        })?;
+            })?;
         if !parsed.is_valid() {
             return Err(NumberError::Invalid(input.to_string()));
         }
@@ -123,7 +122,10 @@ mod tests {
         assert_eq!(national.as_str(), "+33612345678");
         assert_eq!(national, international);
         assert_eq!(national, dialled);
-        assert_eq!(E164::parse("tel:+1-202-555-0143", None).unwrap().as_str(), "+12025550143");
+        assert_eq!(
+            E164::parse("tel:+1-202-555-0143", None).unwrap().as_str(),
+            "+12025550143"
+        );
     }
 
     #[test]
@@ -136,18 +138,33 @@ mod tests {
 
     #[test]
     fn refuses_what_is_not_a_number() {
-        assert!(matches!(E164::parse("hello", fr()), Err(NumberError::Unparsable { .. })));
-        assert!(matches!(E164::parse("06 12 34 56 78", None), Err(NumberError::Unparsable { .. })));
+        assert!(matches!(
+            E164::parse("hello", fr()),
+            Err(NumberError::Unparsable { .. })
+        ));
+        assert!(matches!(
+            E164::parse("06 12 34 56 78", None),
+            Err(NumberError::Unparsable { .. })
+        ));
         assert!(matches!(E164::parse("+33 1", None), Err(_)));
         // Well formed, but no North American area code starts with 1.
-        assert!(matches!(E164::parse("+1 123 456 7890", None), Err(NumberError::Invalid(_))));
+        assert!(matches!(
+            E164::parse("+1 123 456 7890", None),
+            Err(NumberError::Invalid(_))
+        ));
     }
 
     #[test]
     fn regions() {
         assert_eq!("fr".parse::<Region>().unwrap().to_string(), "FR");
-        assert!(matches!("France".parse::<Region>(), Err(NumberError::UnknownRegion(_))));
-        assert!(matches!("QQ".parse::<Region>(), Err(NumberError::UnknownRegion(_))));
+        assert!(matches!(
+            "France".parse::<Region>(),
+            Err(NumberError::UnknownRegion(_))
+        ));
+        assert!(matches!(
+            "QQ".parse::<Region>(),
+            Err(NumberError::UnknownRegion(_))
+        ));
     }
 
     #[test]

@@ -36,7 +36,10 @@ pub enum Identifier {
     Phone(E164),
     /// A CRM's record id; CRM ids are only unique within one enterprise's
     /// CRM, so the enterprise is part of the identifier.
-    CrmId { enterprise_id: String, id: String },
+    CrmId {
+        enterprise_id: String,
+        id: String,
+    },
     Url(String),
     /// Stored lower-cased: mail systems treat addresses case-insensitively
     /// in practice, and a lookup must not miss on case.

@@ -108,13 +108,17 @@ impl fmt::Display for RequestState {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RequestEvent {
     /// The channel accepted the message.
-    Sent { provider_message_id: String },
+    Sent {
+        provider_message_id: String,
+    },
     /// The handset received it.
     Delivered,
     Answered(Answer),
     /// The request's deadline passed without an answer.
     Expire,
-    Failed { reason: String },
+    Failed {
+        reason: String,
+    },
 }
 
 impl RequestEvent {
@@ -233,8 +237,18 @@ impl ConsentRequest {
         let next = match (&self.state, &event) {
             // Repeats of what already happened: at-least-once delivery from
             // channels and retried API calls must be harmless.
-            (S::Sent, RequestEvent::Sent { provider_message_id })
-            | (S::Delivered, RequestEvent::Sent { provider_message_id }) => {
+            (
+                S::Sent,
+                RequestEvent::Sent {
+                    provider_message_id,
+                },
+            )
+            | (
+                S::Delivered,
+                RequestEvent::Sent {
+                    provider_message_id,
+                },
+            ) => {
                 return self.same_message(provider_message_id);
             }
             (S::Delivered, RequestEvent::Delivered) | (S::Expired, RequestEvent::Expire) => {
@@ -296,10 +310,12 @@ impl ConsentRequest {
 
     fn check_answer(&self, answer: &Answer) -> Result<(), TransitionError> {
         match answer {
-            Answer::Slot(slot) if !self.options.contains(slot) => Err(TransitionError::NotOffered {
-                start: slot.start,
-                end: slot.end,
-            }),
+            Answer::Slot(slot) if !self.options.contains(slot) => {
+                Err(TransitionError::NotOffered {
+                    start: slot.start,
+                    end: slot.end,
+                })
+            }
             Answer::Range { start, end } if end <= start => Err(TransitionError::EmptyRange),
             _ => Ok(()),
         }
@@ -358,7 +374,10 @@ mod tests {
             let mut r = request();
             assert_eq!(r.apply(sent(), t(1)), Ok(Transition::Applied));
             assert_eq!(r.provider_message_id.as_deref(), Some("m1"));
-            assert_eq!(r.apply(RequestEvent::Delivered, t(2)), Ok(Transition::Applied));
+            assert_eq!(
+                r.apply(RequestEvent::Delivered, t(2)),
+                Ok(Transition::Applied)
+            );
             let event = RequestEvent::Answered(answer.clone());
             assert_eq!(r.apply(event, t(3)), Ok(Transition::Applied));
             assert_eq!(r.state, RequestState::Answered(answer));
@@ -385,9 +404,13 @@ mod tests {
         assert_eq!(r.apply(sent(), t(2)), Ok(Transition::Unchanged));
         assert_eq!(r, before);
         r.apply(RequestEvent::Delivered, t(3)).unwrap();
-        assert_eq!(r.apply(RequestEvent::Delivered, t(4)), Ok(Transition::Unchanged));
+        assert_eq!(
+            r.apply(RequestEvent::Delivered, t(4)),
+            Ok(Transition::Unchanged)
+        );
         assert_eq!(r.apply(sent(), t(4)), Ok(Transition::Unchanged));
-        r.apply(RequestEvent::Answered(Answer::Decline), t(5)).unwrap();
+        r.apply(RequestEvent::Answered(Answer::Decline), t(5))
+            .unwrap();
         let answered = r.clone();
         assert_eq!(
             r.apply(RequestEvent::Answered(Answer::Decline), t(6)),
@@ -413,9 +436,7 @@ mod tests {
         for event in [
             RequestEvent::Answered(Answer::Decline),
             RequestEvent::Expire,
-            RequestEvent::Failed {
-                reason: "x".into(),
-            },
+            RequestEvent::Failed { reason: "x".into() },
         ] {
             assert!(matches!(
                 r.apply(event, t(40)),
@@ -459,12 +480,21 @@ mod tests {
             r.apply(RequestEvent::Answered(Answer::Now), t(30)),
             Err(TransitionError::TooLate { .. })
         ));
-        assert_eq!(r.apply(RequestEvent::Expire, t(30)), Ok(Transition::Applied));
-        assert_eq!(r.apply(RequestEvent::Expire, t(31)), Ok(Transition::Unchanged));
+        assert_eq!(
+            r.apply(RequestEvent::Expire, t(30)),
+            Ok(Transition::Applied)
+        );
+        assert_eq!(
+            r.apply(RequestEvent::Expire, t(31)),
+            Ok(Transition::Unchanged)
+        );
         assert!(r.state.is_final());
         // A request never sent can expire too.
         let mut unsent = request();
-        assert_eq!(unsent.apply(RequestEvent::Expire, t(30)), Ok(Transition::Applied));
+        assert_eq!(
+            unsent.apply(RequestEvent::Expire, t(30)),
+            Ok(Transition::Applied)
+        );
     }
 
     #[test]
@@ -495,7 +525,12 @@ mod tests {
         assert_eq!(r.apply(failed.clone(), t(1)), Ok(Transition::Applied));
         assert_eq!(r.apply(failed, t(2)), Ok(Transition::Unchanged));
         assert!(matches!(
-            r.apply(RequestEvent::Failed { reason: "other".into() }, t(3)),
+            r.apply(
+                RequestEvent::Failed {
+                    reason: "other".into()
+                },
+                t(3)
+            ),
             Err(TransitionError::Illegal { .. })
         ));
         assert_eq!(r.state.name(), "failed");

@@ -28,7 +28,9 @@ pub enum ConsentStoreError {
     #[error("no {what} with id {id:?}")]
     NotFound { what: &'static str, id: String },
     /// Someone else wrote the row since it was read; reload and decide again.
-    #[error("{what} {id:?} was changed concurrently (expected version {expected}); reload it and retry")]
+    #[error(
+        "{what} {id:?} was changed concurrently (expected version {expected}); reload it and retry"
+    )]
     Conflict {
         what: &'static str,
         id: String,
@@ -442,7 +444,9 @@ impl Store {
         new: NewConsentRequest,
         now: DateTime<Utc>,
     ) -> Result<ConsentRequest, ConsentStoreError> {
-        let person = self.check_can_ask(&new.enterprise_id, &new.number, now).await?;
+        let person = self
+            .check_can_ask(&new.enterprise_id, &new.number, now)
+            .await?;
         if person.id != new.person_id {
             return Err(invalid(
                 "person_id",

@@ -23,9 +23,7 @@ fn opt_time(row: &DbRow, column: &str) -> Result<Option<DateTime<Utc>>, sqlx::Er
 
 /// IMMEDIATE takes the write lock up front, where the busy timeout applies,
 /// instead of failing on a read-to-write upgrade halfway through.
-async fn begin(
-    pool: &sqlx::SqlitePool,
-) -> Result<sqlx::Transaction<'static, Db>, sqlx::Error> {
+async fn begin(pool: &sqlx::SqlitePool) -> Result<sqlx::Transaction<'static, Db>, sqlx::Error> {
     pool.begin_with("BEGIN IMMEDIATE").await
 }
 
