@@ -7,6 +7,9 @@
 //! (`crate::store`) persists them and runs the checks that need data. Nothing
 //! here knows about SIP, HTTP or a clock: the current time is always passed in.
 
+// One file per concept, and the consent record is one of them: the domain
+// and its central type share a name on purpose.
+#[allow(clippy::module_inception)]
 pub mod consent;
 pub mod dnc;
 pub mod enterprise;
