@@ -236,6 +236,15 @@ async fn enterprises_round_trip_and_gate_on_trust(db: TestDb) {
         store.create_enterprise(&bad, at(0)).await,
         Err(ConsentStoreError::Number(NumberError::UnknownRegion(_)))
     ));
+    let mut bad = acme(ConsentPolicy::PerCall);
+    bad.crm_webhook_url = Some("crm.acme.example".into());
+    assert!(matches!(
+        store.create_enterprise(&bad, at(0)).await,
+        Err(ConsentStoreError::Invalid {
+            field: "crm_webhook_url",
+            ..
+        })
+    ));
 
     let person = store
         .create_person(&[Identifier::Phone(number(ANN))], at(0))
@@ -589,6 +598,16 @@ async fn consents_round_trip_with_their_evidence(db: TestDb) {
         store.consent(&recorded.id).await.unwrap().unwrap(),
         recorded
     );
+
+    let mut not_theirs = granted(&enterprise, &person, None);
+    not_theirs.number = number("+12025550143");
+    assert!(matches!(
+        store.record_consent(&not_theirs, at(4)).await,
+        Err(ConsentStoreError::Invalid {
+            field: "number",
+            ..
+        })
+    ));
 
     let mut revoked = granted(&enterprise, &person, None);
     revoked.status = ConsentStatus::Revoked;

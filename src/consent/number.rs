@@ -65,6 +65,14 @@ impl E164 {
         // Numbers copied from CRMs and links often carry a `tel:` prefix,
         // which the parser does not expect.
         let text = trimmed.strip_prefix("tel:").unwrap_or(trimmed);
+        if region.is_none() && !text.starts_with('+') {
+            // The parser would say "invalid country code", which misleads
+            // when the real problem is a national number with no region.
+            return Err(NumberError::Unparsable {
+                input: input.to_string(),
+                reason: "no country code (write it as +CC…) and no default region".into(),
+            });
+        }
         let parsed =
             phonenumber::parse(region.map(|r| r.0), text).map_err(|e| NumberError::Unparsable {
                 input: input.to_string(),

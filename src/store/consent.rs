@@ -96,6 +96,14 @@ impl Store {
         if new.services.iter().any(|s| s.contains(['\n', '\r'])) {
             return Err(invalid("services", "a service name must fit on one line"));
         }
+        if let Some(url) = &new.crm_webhook_url {
+            if Identifier::url(url).is_err() {
+                return Err(invalid(
+                    "crm_webhook_url",
+                    format!("{url:?} is not an http(s) URL"),
+                ));
+            }
+        }
         let enterprise = Enterprise {
             id: new_id(),
             name: new.name.trim().to_string(),
@@ -365,6 +373,17 @@ impl Store {
             return Err(invalid(
                 "status",
                 "a new consent is granted or declined; revoke or expire existing ones",
+            ));
+        }
+        // A consent given on one person's number must not be filed under
+        // another person: lookups by number would then disagree.
+        let owner = self
+            .person_by_identifier(&Identifier::Phone(new.number.clone()))
+            .await?;
+        if owner.as_ref().map(|p| p.id.as_str()) != Some(new.person_id.as_str()) {
+            return Err(invalid(
+                "number",
+                format!("{} is not a number of person {}", new.number, new.person_id),
             ));
         }
         let now = super::to_micros(now);
