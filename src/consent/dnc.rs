@@ -6,7 +6,7 @@
 //! CSV imports, whose parsing lives here so that the report of accepted and
 //! rejected rows can be tested without a database.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::fmt;
 
 use chrono::{DateTime, Utc};
@@ -111,8 +111,8 @@ pub struct ParsedDncCsv {
 /// are accepted.
 pub fn parse_csv(text: &str, region: Option<Region>) -> ParsedDncCsv {
     let mut parsed = ParsedDncCsv::default();
-    let mut seen: HashSet<E164> = HashSet::new();
-    let mut first_line_of: Vec<(E164, usize)> = Vec::new();
+    // Each number's first line, to point duplicates at it.
+    let mut first_line_of: HashMap<E164, usize> = HashMap::new();
     for (index, line) in text.lines().enumerate() {
         let line_no = index + 1;
         let cell = first_cell(line);
@@ -123,22 +123,17 @@ pub fn parse_csv(text: &str, region: Option<Region>) -> ParsedDncCsv {
             continue;
         }
         match E164::parse(&cell, region) {
-            Ok(number) => {
-                if seen.insert(number.clone()) {
-                    first_line_of.push((number.clone(), line_no));
+            Ok(number) => match first_line_of.get(&number) {
+                Some(&first_line) => parsed.rejected.push(DncRejection {
+                    line: line_no,
+                    input: cell,
+                    reason: DncRejectionReason::DuplicateInFile { first_line },
+                }),
+                None => {
+                    first_line_of.insert(number.clone(), line_no);
                     parsed.numbers.push((line_no, cell, number));
-                } else {
-                    let first_line = first_line_of
-                        .iter()
-                        .find(|(n, _)| *n == number)
-                        .map_or(0, |(_, l)| *l);
-                    parsed.rejected.push(DncRejection {
-                        line: line_no,
-                        input: cell,
-                        reason: DncRejectionReason::DuplicateInFile { first_line },
-                    });
                 }
-            }
+            },
             Err(e) => parsed.rejected.push(DncRejection {
                 line: line_no,
                 input: cell,
