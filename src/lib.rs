@@ -7,6 +7,7 @@
 
 pub mod b2bua;
 pub mod config;
+pub mod consent;
 pub mod sip;
 pub mod store;
 

@@ -1,7 +1,7 @@
-//! The `slotgate` command: run the B2BUA, check a config, or apply the
-//! database migrations.
+//! The `slotgate` command: run the B2BUA, check a config, apply the
+//! database migrations, or import a do-not-call list.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -42,6 +42,30 @@ enum Command {
         #[arg(long, default_value = "config/slotgate.toml")]
         config: PathBuf,
     },
+    /// Manage do-not-call lists.
+    Dnc {
+        #[command(subcommand)]
+        command: DncCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum DncCommand {
+    /// Import numbers from a CSV file (number in the first column) into an
+    /// enterprise's list, or the global list without --enterprise. All
+    /// accepted rows are added in one transaction; prints what was accepted
+    /// and why each other row was rejected.
+    Import {
+        /// CSV file to read.
+        file: PathBuf,
+        /// Enterprise id; national numbers are read in its default region.
+        /// Without it the global list is used and numbers must be
+        /// international (+CC…).
+        #[arg(long)]
+        enterprise: Option<String>,
+        #[arg(long, default_value = "config/slotgate.toml")]
+        config: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -50,6 +74,9 @@ fn main() -> ExitCode {
         Command::Run { config } | Command::CheckConfig { config } | Command::Migrate { config } => {
             config.clone()
         }
+        Command::Dnc {
+            command: DncCommand::Import { config, .. },
+        } => config.clone(),
     };
     let config = match Config::load(&path) {
         Ok(c) => c,
@@ -66,6 +93,13 @@ fn main() -> ExitCode {
         }
         Command::Migrate { .. } => report(runtime().and_then(|rt| rt.block_on(migrate(&config)))),
         Command::Run { .. } => report(runtime().and_then(|rt| rt.block_on(run(config)))),
+        Command::Dnc {
+            command: DncCommand::Import {
+                file, enterprise, ..
+            },
+        } => report(
+            runtime().and_then(|rt| rt.block_on(import_dnc(&config, &file, enterprise.as_deref()))),
+        ),
     }
 }
 
@@ -109,6 +143,25 @@ async fn migrate(config: &Config) -> anyhow::Result<()> {
         .context("store.url")?;
     store.migrate().await.context("applying migrations")?;
     println!("migrations applied");
+    Ok(())
+}
+
+async fn import_dnc(config: &Config, file: &Path, enterprise: Option<&str>) -> anyhow::Result<()> {
+    let csv =
+        std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let store = Store::connect(&config.store.url)
+        .await
+        .context("store.url")?;
+    store.migrate().await.context("applying migrations")?;
+    let report = store
+        .import_do_not_call(enterprise, &csv, chrono::Utc::now())
+        .await
+        .context("importing the do-not-call list")?;
+    let list = enterprise.map_or("the global list".to_string(), |e| {
+        format!("enterprise {e}'s list")
+    });
+    println!("{}: imported into {list}", file.display());
+    print!("{report}");
     Ok(())
 }
 

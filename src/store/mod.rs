@@ -6,6 +6,12 @@
 //! and the same tests run on both. Engine-specific SQL lives in the `sqlite`
 //! and `postgres` submodules; each engine has its own embedded migrations.
 
+#[macro_use]
+mod consent_queries;
+
+mod consent;
+mod consent_postgres;
+mod consent_sqlite;
 mod postgres;
 mod recorder;
 mod sqlite;
@@ -15,6 +21,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Timelike, Utc};
 
+pub use consent::ConsentStoreError;
 pub use recorder::{spawn_recorder, CallRecorder, RecorderHandle, DEFAULT_SHUTDOWN_GRACE};
 
 /// How long a SQLite connection waits for another writer before giving up.

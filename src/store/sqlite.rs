@@ -186,11 +186,11 @@ fn record_from_row(row: &SqliteRow) -> Result<CallRecord, sqlx::Error> {
     })
 }
 
-fn encode_time(t: DateTime<Utc>) -> String {
+pub(super) fn encode_time(t: DateTime<Utc>) -> String {
     to_micros(t).format(TIME_FORMAT).to_string()
 }
 
-fn decode_time(column: &str, text: &str) -> Result<DateTime<Utc>, sqlx::Error> {
+pub(super) fn decode_time(column: &str, text: &str) -> Result<DateTime<Utc>, sqlx::Error> {
     DateTime::parse_from_rfc3339(text)
         .map(|t| t.with_timezone(&Utc))
         .map_err(|e| sqlx::Error::ColumnDecode {

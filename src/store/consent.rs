@@ -1,0 +1,571 @@
+//! Persistence of the consent domain (`crate::consent`) on both engines.
+//!
+//! The operations here keep the domain's rules that need data: an
+//! identifier names one person, a revocation adds the do-not-call entry in
+//! the same transaction, a consent request is written only by whoever read
+//! its latest version, a CSV import lands whole or not at all. The SQL is
+//! written once (see `consent_queries`) and compiled for each engine, so
+//! the two cannot drift apart.
+
+use chrono::{DateTime, Utc};
+
+use super::{Engine, Store, StoreError};
+use crate::consent::enterprise::{generate_api_key, split_api_key, verify_secret, KeyHashError};
+use crate::consent::person::IdentifierError;
+use crate::consent::{
+    dnc, new_id, ApiKey, Consent, ConsentRequest, DncEntry, DncImportReport, Enterprise,
+    Identifier, IssuedApiKey, NewConsent, NewConsentRequest, NewEnterprise, NumberError, Person,
+    Refusal, Region, RequestEvent, Subscription, SubscriptionStatus, Transition, TransitionError,
+    TrustStatus, E164,
+};
+
+/// Why a consent-domain operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ConsentStoreError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The named row does not exist.
+    #[error("no {what} with id {id:?}")]
+    NotFound { what: &'static str, id: String },
+    /// Someone else wrote the row since it was read; reload and decide again.
+    #[error(
+        "{what} {id:?} was changed concurrently (expected version {expected}); reload it and retry"
+    )]
+    Conflict {
+        what: &'static str,
+        id: String,
+        expected: i64,
+    },
+    /// The identifier already names another person.
+    #[error("{identifier} already belongs to person {person_id}")]
+    IdentifierTaken {
+        identifier: String,
+        person_id: String,
+    },
+    /// The rules forbid contacting this person for this enterprise.
+    #[error("refused: {0}")]
+    Refused(Refusal),
+    #[error(transparent)]
+    Transition(#[from] TransitionError),
+    #[error(transparent)]
+    Number(#[from] NumberError),
+    #[error(transparent)]
+    Identifier(#[from] IdentifierError),
+    #[error(transparent)]
+    KeyHash(#[from] KeyHashError),
+    /// An input field is unusable; `field` names it.
+    #[error("invalid {field}: {reason}")]
+    Invalid { field: &'static str, reason: String },
+}
+
+impl ConsentStoreError {
+    /// The refusal, when the operation was refused by the consent rules.
+    pub fn refusal(&self) -> Option<&Refusal> {
+        match self {
+            ConsentStoreError::Refused(r) => Some(r),
+            _ => None,
+        }
+    }
+}
+
+/// Runs the engine's copy of a query function.
+macro_rules! on_engine {
+    ($store:expr, $f:ident($($arg:expr),* $(,)?)) => {
+        match &$store.engine {
+            Engine::Sqlite(pool) => super::consent_sqlite::$f(pool, $($arg),*).await,
+            Engine::Postgres(pool) => super::consent_postgres::$f(pool, $($arg),*).await,
+        }
+    };
+}
+
+impl Store {
+    /// Registers an enterprise. Its default region must be one the number
+    /// metadata knows, and a service name must fit on one line.
+    pub async fn create_enterprise(
+        &self,
+        new: &NewEnterprise,
+        now: DateTime<Utc>,
+    ) -> Result<Enterprise, ConsentStoreError> {
+        let region: Region = new.default_region.parse()?;
+        if new.name.trim().is_empty() {
+            return Err(invalid("name", "must not be empty"));
+        }
+        if new.display_name.trim().is_empty() {
+            return Err(invalid("display_name", "must not be empty"));
+        }
+        if new.services.iter().any(|s| s.contains(['\n', '\r'])) {
+            return Err(invalid("services", "a service name must fit on one line"));
+        }
+        if let Some(url) = &new.crm_webhook_url {
+            if Identifier::url(url).is_err() {
+                return Err(invalid(
+                    "crm_webhook_url",
+                    format!("{url:?} is not an http(s) URL"),
+                ));
+            }
+        }
+        let enterprise = Enterprise {
+            id: new_id(),
+            name: new.name.trim().to_string(),
+            display_name: new.display_name.trim().to_string(),
+            services: new.services.clone(),
+            default_region: region.to_string(),
+            crm_webhook_url: new.crm_webhook_url.clone(),
+            crm_webhook_secret: new.crm_webhook_secret.clone(),
+            consent_policy: new.consent_policy,
+            status: new.status,
+            created_at: super::to_micros(now),
+            updated_at: super::to_micros(now),
+        };
+        on_engine!(self, insert_enterprise(&enterprise))?;
+        Ok(enterprise)
+    }
+
+    pub async fn enterprise(&self, id: &str) -> Result<Option<Enterprise>, ConsentStoreError> {
+        on_engine!(self, enterprise(id))
+    }
+
+    /// Trusts, suspends or distrusts an enterprise; takes effect for the
+    /// next question it asks.
+    pub async fn set_enterprise_status(
+        &self,
+        id: &str,
+        status: TrustStatus,
+        now: DateTime<Utc>,
+    ) -> Result<Enterprise, ConsentStoreError> {
+        if !on_engine!(self, set_enterprise_status(id, status, now))? {
+            return Err(not_found("enterprise", id));
+        }
+        self.enterprise(id)
+            .await?
+            .ok_or_else(|| not_found("enterprise", id))
+    }
+
+    /// Creates an API key for the enterprise. The returned key is the only
+    /// copy: the store keeps its argon2 hash.
+    pub async fn create_api_key(
+        &self,
+        enterprise_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<IssuedApiKey, ConsentStoreError> {
+        if self.enterprise(enterprise_id).await?.is_none() {
+            return Err(not_found("enterprise", enterprise_id));
+        }
+        let (issued, hash) = generate_api_key()?;
+        let key = ApiKey {
+            id: issued.id.clone(),
+            enterprise_id: enterprise_id.to_string(),
+            hash,
+            created_at: super::to_micros(now),
+            revoked_at: None,
+        };
+        on_engine!(self, insert_api_key(&key))?;
+        Ok(issued)
+    }
+
+    /// The enterprise a presented key belongs to, or `None` if the key is
+    /// malformed, unknown, revoked or wrong. Callers still check the
+    /// enterprise's status: a suspended enterprise's key is valid but may
+    /// ask nothing.
+    pub async fn verify_api_key(
+        &self,
+        presented: &str,
+    ) -> Result<Option<Enterprise>, ConsentStoreError> {
+        let Some((id, secret)) = split_api_key(presented) else {
+            return Ok(None);
+        };
+        let Some(key) = on_engine!(self, api_key(id))? else {
+            return Ok(None);
+        };
+        if key.revoked_at.is_some() || !verify_secret(secret, &key.hash) {
+            return Ok(None);
+        }
+        self.enterprise(&key.enterprise_id).await
+    }
+
+    /// Revokes a key at once. Revoking a revoked key keeps the first
+    /// revocation time.
+    pub async fn revoke_api_key(
+        &self,
+        key_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), ConsentStoreError> {
+        if on_engine!(self, api_key(key_id))?.is_none() {
+            return Err(not_found("API key", key_id));
+        }
+        on_engine!(self, revoke_api_key(key_id, now))
+    }
+
+    /// The enterprise's keys (hashes only), oldest first.
+    pub async fn api_keys(&self, enterprise_id: &str) -> Result<Vec<ApiKey>, ConsentStoreError> {
+        on_engine!(self, api_keys(enterprise_id))
+    }
+
+    /// Creates a person with the given identifiers, all or none: if one of
+    /// them already names someone, nothing is created.
+    pub async fn create_person(
+        &self,
+        identifiers: &[Identifier],
+        now: DateTime<Utc>,
+    ) -> Result<Person, ConsentStoreError> {
+        let mut unique: Vec<Identifier> = Vec::with_capacity(identifiers.len());
+        for i in identifiers {
+            if !unique.contains(i) {
+                unique.push(i.clone());
+            }
+        }
+        let person = Person {
+            id: new_id(),
+            identifiers: unique,
+            created_at: super::to_micros(now),
+        };
+        on_engine!(self, insert_person(&person))?;
+        Ok(person)
+    }
+
+    /// Adds an identifier to a person; adding one the person already has
+    /// changes nothing.
+    pub async fn add_identifier(
+        &self,
+        person_id: &str,
+        identifier: &Identifier,
+    ) -> Result<Person, ConsentStoreError> {
+        on_engine!(self, add_identifier(person_id, identifier))?;
+        self.person(person_id)
+            .await?
+            .ok_or_else(|| not_found("person", person_id))
+    }
+
+    pub async fn person(&self, id: &str) -> Result<Option<Person>, ConsentStoreError> {
+        on_engine!(self, person(id))
+    }
+
+    /// The person an identifier (of any kind) names.
+    pub async fn person_by_identifier(
+        &self,
+        identifier: &Identifier,
+    ) -> Result<Option<Person>, ConsentStoreError> {
+        match on_engine!(self, person_id_by_identifier(identifier))? {
+            Some(id) => self.person(&id).await,
+            None => Ok(None),
+        }
+    }
+
+    /// Sets the subscription between a person and an enterprise, creating
+    /// it if needed. Becoming active restarts `since` and clears `until`;
+    /// ending sets `until` to `now`; pausing keeps both.
+    pub async fn set_subscription(
+        &self,
+        person_id: &str,
+        enterprise_id: &str,
+        status: SubscriptionStatus,
+        now: DateTime<Utc>,
+    ) -> Result<Subscription, ConsentStoreError> {
+        on_engine!(
+            self,
+            set_subscription(person_id, enterprise_id, status, super::to_micros(now))
+        )
+    }
+
+    pub async fn subscription(
+        &self,
+        person_id: &str,
+        enterprise_id: &str,
+    ) -> Result<Option<Subscription>, ConsentStoreError> {
+        on_engine!(self, subscription(person_id, enterprise_id))
+    }
+
+    /// Whether the enterprise may send anything to `number` at `now`: the
+    /// enterprise is trusted, the number belongs to a person with an active
+    /// subscription to it, and the number is on no do-not-call list. Gives
+    /// the person on success and [`ConsentStoreError::Refused`] otherwise.
+    pub async fn check_can_ask(
+        &self,
+        enterprise_id: &str,
+        number: &E164,
+        now: DateTime<Utc>,
+    ) -> Result<Person, ConsentStoreError> {
+        let enterprise = self
+            .enterprise(enterprise_id)
+            .await?
+            .ok_or_else(|| not_found("enterprise", enterprise_id))?;
+        enterprise
+            .ensure_may_ask()
+            .map_err(ConsentStoreError::Refused)?;
+        if let Some(entry) = self.do_not_call(Some(enterprise_id), number).await? {
+            return Err(ConsentStoreError::Refused(match entry.enterprise_id {
+                Some(_) => Refusal::DoNotCallEnterprise,
+                None => Refusal::DoNotCallGlobal,
+            }));
+        }
+        let person = self
+            .person_by_identifier(&Identifier::Phone(number.clone()))
+            .await?
+            .ok_or(ConsentStoreError::Refused(Refusal::NotSubscribed))?;
+        self.subscription(&person.id, enterprise_id)
+            .await?
+            .ok_or(Refusal::NotSubscribed)
+            .and_then(|s| s.ensure_active(now))
+            .map_err(ConsentStoreError::Refused)?;
+        Ok(person)
+    }
+
+    /// Puts a number on the enterprise's list (`Some`) or the global one
+    /// (`None`). Returns whether it was added (false: already listed).
+    pub async fn add_do_not_call(
+        &self,
+        enterprise_id: Option<&str>,
+        number: &E164,
+        source: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, ConsentStoreError> {
+        on_engine!(
+            self,
+            add_do_not_call(enterprise_id.unwrap_or(""), number, source, now)
+        )
+    }
+
+    /// The entry that bars `number` for the enterprise (`Some`) or globally;
+    /// a global entry is reported first.
+    pub async fn do_not_call(
+        &self,
+        enterprise_id: Option<&str>,
+        number: &E164,
+    ) -> Result<Option<DncEntry>, ConsentStoreError> {
+        on_engine!(self, do_not_call(enterprise_id.unwrap_or(""), number))
+    }
+
+    /// Imports a do-not-call CSV (see [`dnc::parse_csv`]) into the
+    /// enterprise's list, or the global list with `None`; national numbers
+    /// are read in the enterprise's default region (global imports need
+    /// international numbers). All accepted rows land in one transaction.
+    pub async fn import_do_not_call(
+        &self,
+        enterprise_id: Option<&str>,
+        csv: &str,
+        now: DateTime<Utc>,
+    ) -> Result<DncImportReport, ConsentStoreError> {
+        let region = match enterprise_id {
+            Some(id) => {
+                let enterprise = self
+                    .enterprise(id)
+                    .await?
+                    .ok_or_else(|| not_found("enterprise", id))?;
+                Some(enterprise.default_region.parse::<Region>()?)
+            }
+            None => None,
+        };
+        let parsed = dnc::parse_csv(csv, region);
+        on_engine!(
+            self,
+            import_do_not_call(enterprise_id.unwrap_or(""), parsed, now)
+        )
+    }
+
+    /// Records a granted or declined consent with its evidence.
+    pub async fn record_consent(
+        &self,
+        new: &NewConsent,
+        now: DateTime<Utc>,
+    ) -> Result<Consent, ConsentStoreError> {
+        use crate::consent::ConsentStatus;
+        if !matches!(new.status, ConsentStatus::Granted | ConsentStatus::Declined) {
+            return Err(invalid(
+                "status",
+                "a new consent is granted or declined; revoke or expire existing ones",
+            ));
+        }
+        // A consent given on one person's number must not be filed under
+        // another person: lookups by number would then disagree.
+        let owner = self
+            .person_by_identifier(&Identifier::Phone(new.number.clone()))
+            .await?;
+        if owner.as_ref().map(|p| p.id.as_str()) != Some(new.person_id.as_str()) {
+            return Err(invalid(
+                "number",
+                format!("{} is not a number of person {}", new.number, new.person_id),
+            ));
+        }
+        let now = super::to_micros(now);
+        let consent = Consent {
+            id: new_id(),
+            person_id: new.person_id.clone(),
+            enterprise_id: new.enterprise_id.clone(),
+            number: new.number.clone(),
+            scope: new.scope.clone(),
+            status: new.status,
+            window: new.window.clone().map(|mut w| {
+                w.start = super::to_micros(w.start);
+                w.end = super::to_micros(w.end);
+                w
+            }),
+            expires_at: new.expires_at.map(super::to_micros),
+            channel: new.channel,
+            evidence: {
+                let mut e = new.evidence.clone();
+                e.replied_at = e.replied_at.map(super::to_micros);
+                e.received_at = e.received_at.map(super::to_micros);
+                e
+            },
+            created_at: now,
+            updated_at: now,
+            revoked_at: None,
+        };
+        on_engine!(self, insert_consent(&consent))?;
+        Ok(consent)
+    }
+
+    pub async fn consent(&self, id: &str) -> Result<Option<Consent>, ConsentStoreError> {
+        on_engine!(self, consent(id))
+    }
+
+    /// Revokes a consent at once and, in the same transaction, puts its
+    /// number on the enterprise's do-not-call list. Revoking twice keeps
+    /// the first revocation.
+    pub async fn revoke_consent(
+        &self,
+        id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Consent, ConsentStoreError> {
+        if !on_engine!(self, revoke_consent(id, super::to_micros(now)))? {
+            return Err(not_found("consent", id));
+        }
+        self.consent(id)
+            .await?
+            .ok_or_else(|| not_found("consent", id))
+    }
+
+    /// The consent that allows the enterprise to call `number` at `t`:
+    /// granted, not expired at `t`, and with `t` inside its window if it has
+    /// one. Revoked, declined and expired consents are never returned, even
+    /// if the periodic expiry has not marked them yet. When several cover
+    /// `t`, the most recent wins.
+    pub async fn consent_covering(
+        &self,
+        enterprise_id: &str,
+        number: &E164,
+        t: DateTime<Utc>,
+    ) -> Result<Option<Consent>, ConsentStoreError> {
+        on_engine!(self, consent_covering(enterprise_id, number, t))
+    }
+
+    /// Marks granted consents whose `expires_at` has passed as expired;
+    /// returns how many. Queries do not depend on it (they check the time
+    /// themselves); it keeps statuses truthful for reports and webhooks.
+    pub async fn expire_consents(&self, now: DateTime<Utc>) -> Result<u64, ConsentStoreError> {
+        on_engine!(self, expire_consents(super::to_micros(now)))
+    }
+
+    /// Opens a consent request after [`check_can_ask`](Store::check_can_ask)
+    /// allows it, in state `created`, at version 1.
+    pub async fn create_consent_request(
+        &self,
+        new: NewConsentRequest,
+        now: DateTime<Utc>,
+    ) -> Result<ConsentRequest, ConsentStoreError> {
+        let person = self
+            .check_can_ask(&new.enterprise_id, &new.number, now)
+            .await?;
+        if person.id != new.person_id {
+            return Err(invalid(
+                "person_id",
+                format!("{} belongs to person {}", new.number, person.id),
+            ));
+        }
+        if let Some(bad) = new.options.iter().find(|o| o.end <= o.start) {
+            return Err(invalid(
+                "options",
+                format!("the slot {}..{} ends before it starts", bad.start, bad.end),
+            ));
+        }
+        let mut request = ConsentRequest::new(new_id(), new, super::to_micros(now));
+        request.expires_at = super::to_micros(request.expires_at);
+        for o in &mut request.options {
+            o.start = super::to_micros(o.start);
+            o.end = super::to_micros(o.end);
+        }
+        request.version = 1;
+        on_engine!(self, insert_request(&request))?;
+        Ok(request)
+    }
+
+    pub async fn consent_request(
+        &self,
+        id: &str,
+    ) -> Result<Option<ConsentRequest>, ConsentStoreError> {
+        on_engine!(self, consent_request(id))
+    }
+
+    /// Writes a request's new state if the stored row is still at
+    /// `request.version`; returns it at the next version. A stale version
+    /// is [`ConsentStoreError::Conflict`]: another node got there first.
+    pub async fn save_consent_request(
+        &self,
+        request: &ConsentRequest,
+    ) -> Result<ConsentRequest, ConsentStoreError> {
+        let mut saved = request.clone();
+        saved.updated_at = super::to_micros(saved.updated_at);
+        if let crate::consent::RequestState::Answered(answer) = &mut saved.state {
+            match answer {
+                crate::consent::Answer::Slot(s) => {
+                    s.start = super::to_micros(s.start);
+                    s.end = super::to_micros(s.end);
+                }
+                crate::consent::Answer::Range { start, end } => {
+                    *start = super::to_micros(*start);
+                    *end = super::to_micros(*end);
+                }
+                crate::consent::Answer::Now | crate::consent::Answer::Decline => {}
+            }
+        }
+        if !on_engine!(self, update_request(&saved))? {
+            return Err(match self.consent_request(&request.id).await? {
+                Some(_) => ConsentStoreError::Conflict {
+                    what: "consent request",
+                    id: request.id.clone(),
+                    expected: request.version,
+                },
+                None => not_found("consent request", &request.id),
+            });
+        }
+        saved.version += 1;
+        Ok(saved)
+    }
+
+    /// Reads a request, applies `event` at `now` and saves the result:
+    /// the whole of a transition. A repeated event writes nothing; an
+    /// illegal one is refused; a concurrent writer makes it fail with
+    /// [`ConsentStoreError::Conflict`] rather than overwrite.
+    pub async fn apply_consent_request_event(
+        &self,
+        id: &str,
+        event: RequestEvent,
+        now: DateTime<Utc>,
+    ) -> Result<(ConsentRequest, Transition), ConsentStoreError> {
+        let mut request = self
+            .consent_request(id)
+            .await?
+            .ok_or_else(|| not_found("consent request", id))?;
+        match request.apply(event, now)? {
+            Transition::Unchanged => Ok((request, Transition::Unchanged)),
+            Transition::Applied => Ok((
+                self.save_consent_request(&request).await?,
+                Transition::Applied,
+            )),
+        }
+    }
+}
+
+fn not_found(what: &'static str, id: &str) -> ConsentStoreError {
+    ConsentStoreError::NotFound {
+        what,
+        id: id.to_string(),
+    }
+}
+
+fn invalid(field: &'static str, reason: impl Into<String>) -> ConsentStoreError {
+    ConsentStoreError::Invalid {
+        field,
+        reason: reason.into(),
+    }
+}

@@ -1,0 +1,30 @@
+//! The consent domain's queries compiled for SQLite (see `consent_queries`).
+
+use sqlx::sqlite::SqliteRow;
+
+use super::sqlite::{decode_time, encode_time};
+
+type Db = sqlx::Sqlite;
+type DbRow = SqliteRow;
+
+fn t(v: DateTime<Utc>) -> String {
+    encode_time(v)
+}
+
+fn time(row: &DbRow, column: &str) -> Result<DateTime<Utc>, sqlx::Error> {
+    decode_time(column, &sqlx::Row::try_get::<String, _>(row, column)?)
+}
+
+fn opt_time(row: &DbRow, column: &str) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
+    sqlx::Row::try_get::<Option<String>, _>(row, column)?
+        .map(|text| decode_time(column, &text))
+        .transpose()
+}
+
+/// IMMEDIATE takes the write lock up front, where the busy timeout applies,
+/// instead of failing on a read-to-write upgrade halfway through.
+async fn begin(pool: &sqlx::SqlitePool) -> Result<sqlx::Transaction<'static, Db>, sqlx::Error> {
+    pool.begin_with("BEGIN IMMEDIATE").await
+}
+
+consent_queries!();
