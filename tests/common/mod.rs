@@ -2,6 +2,9 @@
 //! with a generated config, wait until it answers OPTIONS, stop it cleanly.
 #![allow(dead_code)]
 
+#[macro_use]
+pub mod engines;
+
 use std::net::{SocketAddr, UdpSocket};
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
