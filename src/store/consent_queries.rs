@@ -48,6 +48,25 @@ macro_rules! consent_queries {
             text.parse().map_err(|e| decode_error(column, e))
         }
 
+        /// One row or none, selected by one text parameter, decoded by `map`.
+        async fn fetch_optional<T>(
+            pool: &Pool<Db>,
+            sql: &str,
+            param: &str,
+            map: fn(&DbRow) -> Result<T, sqlx::Error>,
+            context: &'static str,
+        ) -> QueryResult<Option<T>> {
+            let row = sqlx::query(sql)
+                .bind(param)
+                .fetch_optional(pool)
+                .await
+                .map_err(query_error(context))?;
+            row.as_ref()
+                .map(map)
+                .transpose()
+                .map_err(query_error(context))
+        }
+
         fn number_column(row: &DbRow, column: &str) -> Result<E164, sqlx::Error> {
             let text: String = row.try_get(column)?;
             E164::from_e164(&text).map_err(|e| decode_error(column, e))
@@ -84,15 +103,7 @@ macro_rules! consent_queries {
         pub(crate) async fn enterprise(pool: &Pool<Db>, id: &str) -> QueryResult<Option<Enterprise>> {
             const CONTEXT: &str = "reading an enterprise";
             let sql = format!("SELECT {ENTERPRISE_COLUMNS} FROM enterprises WHERE id = $1");
-            let row = sqlx::query(&sql)
-                .bind(id)
-                .fetch_optional(pool)
-                .await
-                .map_err(query_error(CONTEXT))?;
-            row.as_ref()
-                .map(enterprise_from_row)
-                .transpose()
-                .map_err(query_error(CONTEXT))
+            fetch_optional(pool, &sql, id, enterprise_from_row, CONTEXT).await
         }
 
         fn enterprise_from_row(row: &DbRow) -> Result<Enterprise, sqlx::Error> {
@@ -163,15 +174,7 @@ macro_rules! consent_queries {
         pub(crate) async fn api_key(pool: &Pool<Db>, id: &str) -> QueryResult<Option<ApiKey>> {
             const CONTEXT: &str = "reading an API key";
             let sql = format!("SELECT {API_KEY_COLUMNS} FROM api_keys WHERE id = $1");
-            let row = sqlx::query(&sql)
-                .bind(id)
-                .fetch_optional(pool)
-                .await
-                .map_err(query_error(CONTEXT))?;
-            row.as_ref()
-                .map(api_key_from_row)
-                .transpose()
-                .map_err(query_error(CONTEXT))
+            fetch_optional(pool, &sql, id, api_key_from_row, CONTEXT).await
         }
 
         pub(crate) async fn api_keys(pool: &Pool<Db>, enterprise_id: &str) -> QueryResult<Vec<ApiKey>> {
@@ -626,15 +629,7 @@ macro_rules! consent_queries {
         pub(crate) async fn consent(pool: &Pool<Db>, id: &str) -> QueryResult<Option<Consent>> {
             const CONTEXT: &str = "reading a consent";
             let sql = format!("SELECT {CONSENT_COLUMNS} FROM consents WHERE id = $1");
-            let row = sqlx::query(&sql)
-                .bind(id)
-                .fetch_optional(pool)
-                .await
-                .map_err(query_error(CONTEXT))?;
-            row.as_ref()
-                .map(consent_from_row)
-                .transpose()
-                .map_err(query_error(CONTEXT))
+            fetch_optional(pool, &sql, id, consent_from_row, CONTEXT).await
         }
 
         /// Returns false if there is no such consent.
