@@ -587,3 +587,101 @@ fn bye_overtaking_the_ack_acknowledges_the_trunk_first() {
         .collect();
     assert_eq!(methods, ["ACK", "BYE"]);
 }
+
+/// Deterministic xorshift, so a failure reproduces.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+}
+
+#[test]
+fn mutated_messages_never_panic_the_core() {
+    let mut net = Net::new("");
+    let mut seeds: Vec<Vec<u8>> = vec![
+        invite("fuzz-1", "Require: timer\r\nAccept: application/sdp\r\n").into_bytes(),
+        pbx_request(
+            "BYE",
+            "fuzz-1",
+            2,
+            "<sip:+15551230001@127.0.0.1>;tag=x",
+            "fz",
+        )
+        .into_bytes(),
+        b"SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKabc;rport\r\n\
+          From: <sip:a@b>;tag=1\r\nTo: <sip:c@d>;tag=2\r\nCall-ID: x@slotgate\r\nCSeq: 1 INVITE\r\n\
+          Contact: <sip:gw@127.0.0.1:5080>\r\nContent-Length: 0\r\n\r\n"
+            .to_vec(),
+    ];
+    // The torture corpus makes the best seeds: every message is already odd.
+    let corpus = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../shared/conformance/sip-torture"
+    );
+    for dir in [
+        "rfc4475/valid",
+        "rfc4475/invalid",
+        "rfc5118/wire/valid",
+        "rfc5118/wire/invalid",
+    ] {
+        let entries = std::fs::read_dir(format!("{corpus}/{dir}")).expect("the torture corpus");
+        for entry in entries {
+            seeds.push(std::fs::read(entry.unwrap().path()).unwrap());
+        }
+    }
+    assert!(seeds.len() > 60);
+    let tokens: [&[u8]; 10] = [
+        b"\r\n",
+        b" ",
+        b";",
+        b",",
+        b"\"",
+        b"<",
+        b">",
+        b":",
+        b"\xff",
+        b"Content-Length: 99999\r\n",
+    ];
+    let mut rng = Rng(0x5eed_1234_abcd_0001);
+    for _ in 0..30_000 {
+        let mut msg = seeds[rng.below(seeds.len())].clone();
+        for _ in 0..1 + rng.below(4) {
+            if msg.is_empty() {
+                break;
+            }
+            let at = rng.below(msg.len());
+            match rng.below(4) {
+                0 => msg[at] = rng.next() as u8,
+                1 => msg.truncate(at),
+                2 => {
+                    let t = tokens[rng.below(tokens.len())];
+                    msg.splice(at..at, t.iter().copied());
+                }
+                _ => {
+                    let end = (at + rng.below(12)).min(msg.len());
+                    msg.drain(at..end);
+                }
+            }
+        }
+        let from = if rng.below(2) == 0 { PBX } else { TRUNK };
+        net.core.handle_datagram(udp(from), &msg, net.now);
+        while net.core.poll_transmit().is_some() {}
+        while net.core.poll_record().is_some() {}
+    }
+    // Still a working element afterwards.
+    net.advance(Duration::from_secs(120));
+    let out = net.send(
+        PBX,
+        &pbx_request("OPTIONS", "after-fuzz", 1, "<sip:a@b>", "af"),
+    );
+    assert_eq!(status(&to(&out, PBX)[0]), 200);
+}
