@@ -52,6 +52,7 @@ pub struct Config {
     pub trunk: TrunkConfig,
     pub store: StoreConfig,
     pub shutdown: ShutdownConfig,
+    pub api: ApiConfig,
     pub log_level: String,
 }
 
@@ -109,6 +110,15 @@ pub struct StoreConfig {
     pub flush_interval: Duration,
 }
 
+/// The enterprise HTTP API.
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    /// `None`: the API is disabled.
+    pub listen: Option<SocketAddr>,
+    /// Largest request body accepted; larger bodies get 413.
+    pub max_body_bytes: usize,
+}
+
 #[derive(Debug, Clone)]
 pub struct ShutdownConfig {
     pub retry_after_secs: u32,
@@ -125,6 +135,7 @@ struct RawConfig {
     trunk: RawTrunk,
     store: RawStore,
     shutdown: RawShutdown,
+    api: RawApi,
     log: RawLog,
 }
 
@@ -177,6 +188,22 @@ struct RawStore {
 struct RawShutdown {
     retry_after_secs: u32,
     drain_timeout_secs: u64,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawApi {
+    listen: String,
+    max_body_bytes: u64,
+}
+
+impl Default for RawApi {
+    fn default() -> Self {
+        RawApi {
+            listen: "127.0.0.1:8080".into(),
+            max_body_bytes: 65_536,
+        }
+    }
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -533,6 +560,17 @@ impl RawConfig {
                 "must be at most 86400",
             ));
         }
+        let api_listen = if self.api.listen.trim().is_empty() {
+            None
+        } else {
+            Some(parse_socket("api.listen", &self.api.listen)?)
+        };
+        if !(1024..=16_777_216).contains(&self.api.max_body_bytes) {
+            return Err(key_error(
+                "api.max_body_bytes",
+                "must be between 1024 and 16777216 bytes",
+            ));
+        }
         if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
             return Err(key_error(
                 "log.level",
@@ -580,6 +618,10 @@ impl RawConfig {
             shutdown: ShutdownConfig {
                 retry_after_secs: self.shutdown.retry_after_secs,
                 drain_timeout: Duration::from_secs(self.shutdown.drain_timeout_secs),
+            },
+            api: ApiConfig {
+                listen: api_listen,
+                max_body_bytes: self.api.max_body_bytes as usize,
             },
             log_level: self.log.level,
         })

@@ -456,9 +456,8 @@ impl Store {
         on_engine!(self, expire_consents(super::to_micros(now)))
     }
 
-    /// Opens a consent request after [`check_can_ask`](Store::check_can_ask)
-    /// allows it, in state `created`, at version 1.
-    pub async fn create_consent_request(
+    /// Checks and builds a new request (version 1) without storing it.
+    pub(crate) async fn prepare_consent_request(
         &self,
         new: NewConsentRequest,
         now: DateTime<Utc>,
@@ -485,7 +484,18 @@ impl Store {
             o.end = super::to_micros(o.end);
         }
         request.version = 1;
-        on_engine!(self, insert_request(&request))?;
+        Ok(request)
+    }
+
+    /// Opens a consent request after [`check_can_ask`](Store::check_can_ask)
+    /// allows it, in state `created`, at version 1.
+    pub async fn create_consent_request(
+        &self,
+        new: NewConsentRequest,
+        now: DateTime<Utc>,
+    ) -> Result<ConsentRequest, ConsentStoreError> {
+        let request = self.prepare_consent_request(new, now).await?;
+        on_engine!(self, insert_request(&request, None))?;
         Ok(request)
     }
 
