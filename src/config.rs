@@ -646,6 +646,14 @@ mod tests {
         assert_eq!(config.sip.udp_listen, "127.0.0.1:5060".parse().unwrap());
         assert_eq!(config.store.url, "sqlite://slotgate.db");
         assert_eq!(config.trunk.transport, Transport::Udp);
+        assert_eq!(config.api.listen, Some("127.0.0.1:8080".parse().unwrap()));
+        assert_eq!(config.api.max_body_bytes, 65_536);
+    }
+
+    #[test]
+    fn an_empty_api_listen_disables_the_api() {
+        let config = Config::from_toml_str("[api]\nlisten = \"\"").unwrap();
+        assert_eq!(config.api.listen, None);
     }
 
     #[test]
@@ -668,6 +676,8 @@ mod tests {
             ("[pbx]\nauth_enabled = true", "pbx.auth_users"),
             ("[sip]\nmax_message_size = \"big\"", "sip.max_message_size"),
             ("[sip]\nno_such_key = 1", "sip"),
+            ("[api]\nlisten = \"port 80\"", "api.listen"),
+            ("[api]\nmax_body_bytes = 10", "api.max_body_bytes"),
         ];
         for (text, key) in cases {
             let err = Config::from_toml_str(text).unwrap_err();
