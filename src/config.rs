@@ -117,6 +117,8 @@ pub struct ApiConfig {
     pub listen: Option<SocketAddr>,
     /// Largest request body accepted; larger bodies get 413.
     pub max_body_bytes: usize,
+    /// Bearer token of the admin routes; `None` disables them.
+    pub admin_token: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -195,6 +197,7 @@ struct RawShutdown {
 struct RawApi {
     listen: String,
     max_body_bytes: u64,
+    admin_token: String,
 }
 
 impl Default for RawApi {
@@ -202,6 +205,7 @@ impl Default for RawApi {
         RawApi {
             listen: "127.0.0.1:8080".into(),
             max_body_bytes: 65_536,
+            admin_token: String::new(),
         }
     }
 }
@@ -571,6 +575,20 @@ impl RawConfig {
                 "must be between 1024 and 16777216 bytes",
             ));
         }
+        let admin_token = self.api.admin_token.trim().to_string();
+        // A short token could be guessed over the network; characters are
+        // limited to what survives a header and a shell unquoted.
+        let token_ok = admin_token.is_empty()
+            || (admin_token.len() >= 32
+                && admin_token
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '~')));
+        if !token_ok {
+            return Err(key_error(
+                "api.admin_token",
+                "must be empty (admin API off) or at least 32 letters, digits, '-', '_', '.' or '~'",
+            ));
+        }
         if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
             return Err(key_error(
                 "log.level",
@@ -622,6 +640,7 @@ impl RawConfig {
             api: ApiConfig {
                 listen: api_listen,
                 max_body_bytes: self.api.max_body_bytes as usize,
+                admin_token: (!admin_token.is_empty()).then_some(admin_token),
             },
             log_level: self.log.level,
         })
@@ -678,6 +697,7 @@ mod tests {
             ("[sip]\nno_such_key = 1", "sip"),
             ("[api]\nlisten = \"port 80\"", "api.listen"),
             ("[api]\nmax_body_bytes = 10", "api.max_body_bytes"),
+            ("[api]\nadmin_token = \"short\"", "api.admin_token"),
         ];
         for (text, key) in cases {
             let err = Config::from_toml_str(text).unwrap_err();

@@ -199,7 +199,7 @@ async fn spawn_api(
         })?;
     let local = listener.local_addr().unwrap_or(addr);
     info!(api = %local, "enterprise API is listening");
-    let router = api::router(store, config.api.max_body_bytes);
+    let router = api::router(store, &config.api);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(api::serve(listener, router, async move {
         let _ = stopped.await;

@@ -5,6 +5,7 @@
 use chrono::{TimeDelta, Utc};
 use reqwest::{Client, StatusCode};
 use serde_json::{json, Value};
+use slotgate::config::ApiConfig;
 use slotgate::consent::{
     Channel, ConsentPolicy, ConsentStatus, Evidence, Identifier, NewConsent, NewEnterprise, Scope,
     SubscriptionStatus, TrustStatus, E164,
@@ -15,6 +16,7 @@ const ANN: &str = "+33612345678";
 /// ANN as a French CRM writes it.
 const ANN_NATIONAL: &str = "06 12 34 56 78";
 const LIMIT: usize = 65_536;
+const ADMIN_TOKEN: &str = "admin-token-0123456789abcdef0123456789";
 
 struct Api {
     base: String,
@@ -33,13 +35,22 @@ struct Tenant {
 
 impl Api {
     async fn start() -> Api {
+        Api::start_with(Some(ADMIN_TOKEN)).await
+    }
+
+    async fn start_with(admin_token: Option<&str>) -> Api {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("slotgate.db").display());
         let store = Store::connect(&url).await.unwrap();
         store.migrate().await.unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
-        let router = slotgate::api::router(store.clone(), LIMIT);
+        let config = ApiConfig {
+            listen: None,
+            max_body_bytes: LIMIT,
+            admin_token: admin_token.map(str::to_string),
+        };
+        let router = slotgate::api::router(store.clone(), &config);
         tokio::spawn(slotgate::api::serve(
             listener,
             router,
@@ -515,10 +526,127 @@ async fn probes_and_the_openapi_document() {
         "/v1/people/{id}",
         "/healthz",
         "/readyz",
+        "/admin/v1/enterprises",
     ] {
         assert!(paths.contains_key(path), "{path} missing");
     }
     let (status, body) = api.get("", "/v1/nothing-here").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(error_code(&body), "not_found");
+}
+
+#[tokio::test]
+async fn the_admin_api_sets_up_an_enterprise_end_to_end() {
+    let api = Api::start().await;
+    let acme = api.tenant("ACME", ANN).await;
+    let new_enterprise = json!({
+        "name": "Beta Telecom",
+        "display_name": "Beta",
+        "services": ["Fibre"],
+        "default_region": "FR",
+        "consent_policy": "days:7",
+    });
+
+    // Neither no token, a wrong one, nor an enterprise key opens it.
+    for key in [
+        "",
+        "admin-token-wrong-0123456789abcdef012345",
+        acme.key.as_str(),
+    ] {
+        let (status, _) = api
+            .post(key, "/admin/v1/enterprises", new_enterprise.clone())
+            .await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{key}");
+    }
+
+    let (status, body) = api
+        .post(ADMIN_TOKEN, "/admin/v1/enterprises", new_enterprise.clone())
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(body["consent_policy"], "days:7");
+    assert_eq!(body["status"], "trusted");
+    let beta = body["id"].as_str().unwrap().to_string();
+
+    let mut bad = new_enterprise.clone();
+    bad["default_region"] = json!("ZZ");
+    let (status, body) = api.post(ADMIN_TOKEN, "/admin/v1/enterprises", bad).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(error_field(&body), "default_region");
+
+    let (status, body) = api
+        .post(
+            ADMIN_TOKEN,
+            &format!("/admin/v1/enterprises/{beta}/api-keys"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let key = body["key"].as_str().unwrap().to_string();
+    let key_id = body["id"].as_str().unwrap().to_string();
+
+    let response = api
+        .client
+        .put(api.url("/admin/v1/subscriptions"))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&json!({"enterprise_id": beta, "number": "06 98 76 54 32", "status": "active"}))
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = read(response).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["subscription"]["status"], "active");
+
+    let (status, body) = api
+        .post(&key, "/v1/consent-requests", ask("+33698765432"))
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+
+    let (status, body) = api
+        .post(
+            ADMIN_TOKEN,
+            "/admin/v1/do-not-call",
+            json!({"enterprise_id": beta, "number": "0698765432"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["added"], true);
+    let (status, body) = api
+        .post(&key, "/v1/consent-requests", ask("+33698765432"))
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert_eq!(error_code(&body), "do_not_call_enterprise");
+
+    let response = api
+        .client
+        .put(api.url(&format!("/admin/v1/enterprises/{beta}/status")))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&json!({"status": "suspended"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let (status, body) = api.get(&key, "/v1/consents?number=0698765432").await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(error_code(&body), "enterprise_suspended");
+
+    let (status, _) = api
+        .post(
+            ADMIN_TOKEN,
+            &format!("/admin/v1/api-keys/{key_id}/revoke"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, _) = api.get(&key, "/v1/consents?number=0698765432").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn without_an_admin_token_the_admin_api_is_absent() {
+    let api = Api::start_with(None).await;
+    let (status, body) = api
+        .post(ADMIN_TOKEN, "/admin/v1/enterprises", json!({}))
+        .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(error_code(&body), "not_found");
 }

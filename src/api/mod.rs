@@ -7,6 +7,7 @@
 //! document). Handlers stay thin: they check the input, call the store,
 //! which enforces the consent rules, and shape the answer.
 
+pub mod admin;
 pub mod auth;
 pub mod consent_requests;
 pub mod consents;
@@ -16,13 +17,15 @@ pub mod openapi;
 pub mod people;
 
 use std::future::Future;
+use std::sync::Arc;
 
 use axum::extract::{DefaultBodyLimit, FromRequest, Request};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::Router;
 use serde::de::DeserializeOwned;
 use tokio::net::TcpListener;
 
+use crate::config::ApiConfig;
 use crate::store::Store;
 use errors::ApiError;
 
@@ -30,10 +33,13 @@ use errors::ApiError;
 #[derive(Debug, Clone)]
 pub struct ApiState {
     pub store: Store,
+    /// `None`: the admin routes are disabled.
+    pub admin_token: Option<Arc<str>>,
 }
 
-/// The API's routes over `store`, refusing bodies over `max_body_bytes`.
-pub fn router(store: Store, max_body_bytes: usize) -> Router {
+/// The API's routes over `store` as `config` sets them up (body limit,
+/// admin token); `config.listen` is the caller's business.
+pub fn router(store: Store, config: &ApiConfig) -> Router {
     Router::new()
         .route(
             "/v1/consent-requests",
@@ -46,12 +52,30 @@ pub fn router(store: Store, max_body_bytes: usize) -> Router {
         .route("/v1/consents", get(consents::list_consents))
         .route("/v1/consents/{id}/revoke", post(consents::revoke_consent))
         .route("/v1/people/{id}", get(people::get_person))
+        .route("/admin/v1/enterprises", post(admin::create_enterprise))
+        .route(
+            "/admin/v1/enterprises/{id}/status",
+            put(admin::set_enterprise_status),
+        )
+        .route(
+            "/admin/v1/enterprises/{id}/api-keys",
+            post(admin::issue_api_key),
+        )
+        .route(
+            "/admin/v1/api-keys/{id}/revoke",
+            post(admin::revoke_api_key),
+        )
+        .route("/admin/v1/subscriptions", put(admin::set_subscription))
+        .route("/admin/v1/do-not-call", post(admin::add_do_not_call))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/openapi.json", get(openapi::openapi_json))
         .fallback(|| async { ApiError::NoRoute })
-        .layer(DefaultBodyLimit::max(max_body_bytes))
-        .with_state(ApiState { store })
+        .layer(DefaultBodyLimit::max(config.max_body_bytes))
+        .with_state(ApiState {
+            store,
+            admin_token: config.admin_token.as_deref().map(Arc::from),
+        })
 }
 
 /// Serves `router` on `listener` until `shutdown` resolves; requests in

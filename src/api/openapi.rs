@@ -5,7 +5,7 @@ use axum::Json;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{consent_requests, consents, errors, health, people};
+use super::{admin, consent_requests, consents, errors, health, people};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -21,6 +21,12 @@ use super::{consent_requests, consents, errors, health, people};
         people::get_person,
         health::healthz,
         health::readyz,
+        admin::create_enterprise,
+        admin::set_enterprise_status,
+        admin::issue_api_key,
+        admin::revoke_api_key,
+        admin::set_subscription,
+        admin::add_do_not_call,
     ),
     components(schemas(
         consent_requests::CreateConsentRequest,
@@ -37,12 +43,20 @@ use super::{consent_requests, consents, errors, health, people};
         errors::ErrorBody,
         errors::ErrorDetail,
         health::Health,
+        admin::CreateEnterprise,
+        admin::EnterpriseView,
+        admin::SetStatus,
+        admin::IssuedKeyView,
+        admin::SetSubscription,
+        admin::SubscriptionSet,
+        admin::AddDoNotCall,
+        admin::DoNotCallAdded,
     )),
     modifiers(&BearerKey)
 )]
 pub struct ApiDoc;
 
-/// Declares the `api_key` bearer scheme the paths refer to.
+/// Declares the bearer schemes (`api_key`, `admin_token`) the paths refer to.
 struct BearerKey;
 
 impl Modify for BearerKey {
@@ -50,6 +64,10 @@ impl Modify for BearerKey {
         let components = openapi.components.get_or_insert_with(Default::default);
         components.add_security_scheme(
             "api_key",
+            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+        );
+        components.add_security_scheme(
+            "admin_token",
             SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
         );
     }
