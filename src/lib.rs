@@ -2,8 +2,9 @@
 //! outbound trunk.
 //!
 //! This file only wires the parts together: it binds the sockets, runs the
-//! B2BUA core on them, and hands finished calls to the store. Everything
-//! with behaviour lives in the modules below (see ARCHITECTURE.md).
+//! B2BUA core on them, hands finished calls to the store, and runs the
+//! enterprise HTTP API beside them. Everything with behaviour lives in the
+//! modules below (see ARCHITECTURE.md).
 
 pub mod api;
 pub mod b2bua;

@@ -163,19 +163,11 @@ impl From<JsonRejection> for ApiError {
                     reason: text,
                 }
             }
-            JsonRejection::BytesRejection(_)
-                if rejection_is_too_large(&text) || text.contains("length limit") =>
-            {
-                ApiError::TooLarge
-            }
+            // The body limit surfaces as a failure to buffer the body.
             _ if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => ApiError::TooLarge,
             _ => ApiError::BadRequest(text),
         }
     }
-}
-
-fn rejection_is_too_large(text: &str) -> bool {
-    text.to_ascii_lowercase().contains("too large")
 }
 
 fn backticked(text: &str) -> Option<String> {
