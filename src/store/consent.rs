@@ -151,7 +151,10 @@ impl Store {
         if self.enterprise(enterprise_id).await?.is_none() {
             return Err(not_found("enterprise", enterprise_id));
         }
-        let (issued, hash) = generate_api_key()?;
+        // Hashing is as slow as verifying: keep it off the async threads.
+        let (issued, hash) = tokio::task::spawn_blocking(generate_api_key)
+            .await
+            .map_err(|e| KeyHashError(e.to_string()))??;
         let key = ApiKey {
             id: issued.id.clone(),
             enterprise_id: enterprise_id.to_string(),
@@ -177,7 +180,16 @@ impl Store {
         let Some(key) = on_engine!(self, api_key(id))? else {
             return Ok(None);
         };
-        if key.revoked_at.is_some() || !verify_secret(secret, &key.hash) {
+        if key.revoked_at.is_some() {
+            return Ok(None);
+        }
+        // argon2 is deliberately slow (tens of milliseconds); off the async
+        // threads it cannot stall the SIP loop that shares the runtime.
+        let (secret, hash) = (secret.to_string(), key.hash.clone());
+        let matches = tokio::task::spawn_blocking(move || verify_secret(&secret, &hash))
+            .await
+            .unwrap_or(false);
+        if !matches {
             return Ok(None);
         }
         self.enterprise(&key.enterprise_id).await
