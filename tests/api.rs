@@ -401,6 +401,22 @@ async fn the_same_idempotency_key_gives_the_same_request() {
     // Keys belong to one enterprise: another's same key is another request.
     assert_ne!(ids[0], ids[2]);
     assert_eq!(api.count("consent_requests").await, 2);
+
+    // The same key with another body is refused, not answered with the
+    // first request.
+    let response = api
+        .client
+        .post(api.url("/v1/consent-requests"))
+        .bearer_auth(&acme.key)
+        .header("Idempotency-Key", "crm-job-42")
+        .json(&json!({"number": ANN, "purpose": "something else"}))
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = read(response).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(error_field(&body), "Idempotency-Key");
+    assert_eq!(api.count("consent_requests").await, 2);
 }
 
 #[tokio::test]

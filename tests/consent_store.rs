@@ -1152,6 +1152,7 @@ async fn dnc_csv_import_reports_each_row(db: TestDb) {
 fn details(key: Option<&str>) -> RequestDetails {
     RequestDetails {
         idempotency_key: key.map(str::to_string),
+        body_digest: "d1".into(),
         locale: Some("fr-FR".into()),
         personalisation: r#"{"first_name":"Ann"}"#.into(),
     }
@@ -1190,6 +1191,17 @@ async fn api_requests_are_idempotent_per_enterprise_key(db: TestDb) {
         .await
         .unwrap();
     assert_eq!(again, Created::Existing(first.clone()));
+    let mut other_body = details(Some("k1"));
+    other_body.body_digest = "d2".into();
+    assert!(matches!(
+        store
+            .create_api_consent_request(new_request(&enterprise, &person), other_body, at(3))
+            .await,
+        Err(ConsentStoreError::Invalid {
+            field: "Idempotency-Key",
+            ..
+        })
+    ));
     // A new key is a new question, and is refused now; nothing is stored.
     assert_eq!(
         refusal(

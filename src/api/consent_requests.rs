@@ -15,6 +15,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
 
 use super::auth::Caller;
@@ -38,7 +39,7 @@ const MAX_IDEMPOTENCY_KEY: usize = 255;
 const MAX_SCOPE: usize = 200;
 
 /// A request to ask a person for consent.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateConsentRequest {
     /// The person's number in any notation; national numbers are read in
@@ -217,6 +218,10 @@ pub async fn create_consent_request(
     let (person_id, number) = target(&state, &enterprise, &body).await?;
     let personalisation =
         serde_json::to_string(&body.personalisation).map_err(|_| ApiError::Internal)?;
+    // The parsed body, re-serialised in field order, so that a retry that
+    // only differs in whitespace or key order is still the same request.
+    let canonical = serde_json::to_vec(&body).map_err(|_| ApiError::Internal)?;
+    let body_digest = hex::encode(Sha256::digest(&canonical));
     let created = state
         .store
         .create_api_consent_request(
@@ -231,6 +236,7 @@ pub async fn create_consent_request(
             },
             RequestDetails {
                 idempotency_key,
+                body_digest,
                 locale,
                 personalisation,
             },

@@ -17,6 +17,9 @@ use crate::store::ConsentStoreError;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RequestDetails {
     pub idempotency_key: Option<String>,
+    /// Digest of the request body as the client sent it, to tell a retry
+    /// from a reuse of the key for another request.
+    pub body_digest: String,
     pub locale: Option<String>,
     /// A JSON object of string fields.
     pub personalisation: String,
@@ -62,7 +65,7 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<Created, ConsentStoreError> {
         if let Some(existing) = self
-            .request_by_idempotency_key(&new.enterprise_id, details.idempotency_key.as_deref())
+            .request_by_idempotency_key(&new.enterprise_id, &details)
             .await?
         {
             return Ok(Created::Existing(existing));
@@ -74,7 +77,7 @@ impl Store {
         }
         // Another attempt with the same key committed in between: answer
         // with its request.
-        self.request_by_idempotency_key(&enterprise_id, details.idempotency_key.as_deref())
+        self.request_by_idempotency_key(&enterprise_id, &details)
             .await?
             .map(Created::Existing)
             .ok_or_else(|| ConsentStoreError::Invalid {
@@ -83,18 +86,28 @@ impl Store {
             })
     }
 
+    /// The request made earlier with the same key, if any. The same key
+    /// with another body is refused: answering with the first request would
+    /// tell the client its new question was recorded when it was not.
     async fn request_by_idempotency_key(
         &self,
         enterprise_id: &str,
-        key: Option<&str>,
+        details: &RequestDetails,
     ) -> Result<Option<ConsentRequest>, ConsentStoreError> {
-        let Some(key) = key else {
+        let Some(key) = details.idempotency_key.as_deref() else {
             return Ok(None);
         };
-        match on_engine!(self, request_by_idempotency_key(enterprise_id, key))? {
-            Some(id) => self.consent_request(&id).await,
-            None => Ok(None),
+        let Some(id) = on_engine!(self, request_by_idempotency_key(enterprise_id, key))? else {
+            return Ok(None);
+        };
+        let stored = self.request_details(&id).await?;
+        if stored.map(|d| d.body_digest).as_deref() != Some(details.body_digest.as_str()) {
+            return Err(ConsentStoreError::Invalid {
+                field: "Idempotency-Key",
+                reason: "this key was used for a request with another body".into(),
+            });
         }
+        self.consent_request(&id).await
     }
 
     /// The API's details of a request, if it was made through the API.

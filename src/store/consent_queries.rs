@@ -837,12 +837,13 @@ macro_rules! consent_queries {
             if let Some(d) = details {
                 let inserted = sqlx::query(
                     "INSERT INTO api_consent_requests (request_id, enterprise_id, \
-                       idempotency_key, locale, personalisation, created_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+                       idempotency_key, body_digest, locale, personalisation, created_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
                 )
                 .bind(&r.id)
                 .bind(&r.enterprise_id)
                 .bind(&d.idempotency_key)
+                .bind(&d.body_digest)
                 .bind(&d.locale)
                 .bind(&d.personalisation)
                 .bind(t(r.created_at))
@@ -880,7 +881,8 @@ macro_rules! consent_queries {
             request_id: &str,
         ) -> QueryResult<Option<crate::store::api::RequestDetails>> {
             sqlx::query(
-                "SELECT idempotency_key, locale, personalisation FROM api_consent_requests \
+                "SELECT idempotency_key, body_digest, locale, personalisation \
+                 FROM api_consent_requests \
                  WHERE request_id = $1",
             )
             .bind(request_id)
@@ -890,6 +892,7 @@ macro_rules! consent_queries {
                 row.map(|row| {
                     Ok(crate::store::api::RequestDetails {
                         idempotency_key: row.try_get("idempotency_key")?,
+                        body_digest: row.try_get("body_digest")?,
                         locale: row.try_get("locale")?,
                         personalisation: row.try_get("personalisation")?,
                     })
