@@ -52,6 +52,7 @@ pub struct Config {
     pub trunk: TrunkConfig,
     pub store: StoreConfig,
     pub shutdown: ShutdownConfig,
+    pub api: ApiConfig,
     pub log_level: String,
 }
 
@@ -109,6 +110,17 @@ pub struct StoreConfig {
     pub flush_interval: Duration,
 }
 
+/// The enterprise HTTP API.
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    /// `None`: the API is disabled.
+    pub listen: Option<SocketAddr>,
+    /// Largest request body accepted; larger bodies get 413.
+    pub max_body_bytes: usize,
+    /// Bearer token of the admin routes; `None` disables them.
+    pub admin_token: Option<String>,
+}
+
 #[derive(Debug, Clone)]
 pub struct ShutdownConfig {
     pub retry_after_secs: u32,
@@ -125,6 +137,7 @@ struct RawConfig {
     trunk: RawTrunk,
     store: RawStore,
     shutdown: RawShutdown,
+    api: RawApi,
     log: RawLog,
 }
 
@@ -177,6 +190,24 @@ struct RawStore {
 struct RawShutdown {
     retry_after_secs: u32,
     drain_timeout_secs: u64,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawApi {
+    listen: String,
+    max_body_bytes: u64,
+    admin_token: String,
+}
+
+impl Default for RawApi {
+    fn default() -> Self {
+        RawApi {
+            listen: "127.0.0.1:8080".into(),
+            max_body_bytes: 65_536,
+            admin_token: String::new(),
+        }
+    }
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -533,6 +564,31 @@ impl RawConfig {
                 "must be at most 86400",
             ));
         }
+        let api_listen = if self.api.listen.trim().is_empty() {
+            None
+        } else {
+            Some(parse_socket("api.listen", &self.api.listen)?)
+        };
+        if !(1024..=16_777_216).contains(&self.api.max_body_bytes) {
+            return Err(key_error(
+                "api.max_body_bytes",
+                "must be between 1024 and 16777216 bytes",
+            ));
+        }
+        let admin_token = self.api.admin_token.trim().to_string();
+        // A short token could be guessed over the network; characters are
+        // limited to what survives a header and a shell unquoted.
+        let token_ok = admin_token.is_empty()
+            || (admin_token.len() >= 32
+                && admin_token
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '~')));
+        if !token_ok {
+            return Err(key_error(
+                "api.admin_token",
+                "must be empty (admin API off) or at least 32 letters, digits, '-', '_', '.' or '~'",
+            ));
+        }
         if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
             return Err(key_error(
                 "log.level",
@@ -581,6 +637,11 @@ impl RawConfig {
                 retry_after_secs: self.shutdown.retry_after_secs,
                 drain_timeout: Duration::from_secs(self.shutdown.drain_timeout_secs),
             },
+            api: ApiConfig {
+                listen: api_listen,
+                max_body_bytes: self.api.max_body_bytes as usize,
+                admin_token: (!admin_token.is_empty()).then_some(admin_token),
+            },
             log_level: self.log.level,
         })
     }
@@ -604,6 +665,14 @@ mod tests {
         assert_eq!(config.sip.udp_listen, "127.0.0.1:5060".parse().unwrap());
         assert_eq!(config.store.url, "sqlite://slotgate.db");
         assert_eq!(config.trunk.transport, Transport::Udp);
+        assert_eq!(config.api.listen, Some("127.0.0.1:8080".parse().unwrap()));
+        assert_eq!(config.api.max_body_bytes, 65_536);
+    }
+
+    #[test]
+    fn an_empty_api_listen_disables_the_api() {
+        let config = Config::from_toml_str("[api]\nlisten = \"\"").unwrap();
+        assert_eq!(config.api.listen, None);
     }
 
     #[test]
@@ -626,6 +695,9 @@ mod tests {
             ("[pbx]\nauth_enabled = true", "pbx.auth_users"),
             ("[sip]\nmax_message_size = \"big\"", "sip.max_message_size"),
             ("[sip]\nno_such_key = 1", "sip"),
+            ("[api]\nlisten = \"port 80\"", "api.listen"),
+            ("[api]\nmax_body_bytes = 10", "api.max_body_bytes"),
+            ("[api]\nadmin_token = \"short\"", "api.admin_token"),
         ];
         for (text, key) in cases {
             let err = Config::from_toml_str(text).unwrap_err();

@@ -2,9 +2,11 @@
 //! outbound trunk.
 //!
 //! This file only wires the parts together: it binds the sockets, runs the
-//! B2BUA core on them, and hands finished calls to the store. Everything
-//! with behaviour lives in the modules below (see ARCHITECTURE.md).
+//! B2BUA core on them, hands finished calls to the store, and runs the
+//! enterprise HTTP API beside them. Everything with behaviour lives in the
+//! modules below (see ARCHITECTURE.md).
 
+pub mod api;
 pub mod b2bua;
 pub mod config;
 pub mod consent;
@@ -72,6 +74,10 @@ pub async fn serve(
             config.sip.max_message_size,
         ));
     }
+    let api = match config.api.listen {
+        Some(addr) => Some(spawn_api(addr, &config, store.clone()).await?),
+        None => None,
+    };
     let mut hub = TcpHub::new(events_tx, config.sip.max_message_size);
     let (recorder, recorder_handle) =
         spawn_recorder(store, config.store.batch_size, config.store.flush_interval);
@@ -147,12 +153,59 @@ pub async fn serve(
     }
     // Give the last BYEs and responses a moment on the wire.
     tokio::time::sleep(Duration::from_millis(100)).await;
+    if let Some(api) = api {
+        api.stop().await;
+    }
     let unwritten = recorder_handle.shutdown().await;
     if unwritten > 0 {
         warn!(unwritten, "call records could not be written before exit");
     }
     info!("slotgate stopped");
     Ok(())
+}
+
+/// The enterprise API running beside the SIP side.
+struct RunningApi {
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl RunningApi {
+    /// Stops accepting, lets requests in progress finish (for a bounded
+    /// time: a stuck client must not hold up the exit).
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        match tokio::time::timeout(Duration::from_secs(5), self.task).await {
+            Ok(Ok(Ok(()))) => {}
+            Ok(Ok(Err(e))) => warn!(error = %e, "the API server failed"),
+            Ok(Err(e)) => warn!(error = %e, "the API server task failed"),
+            Err(_) => warn!("the API server did not stop in time"),
+        }
+    }
+}
+
+/// Binds the API's socket (so a bad address fails the start, like SIP's)
+/// and serves it in a task until stopped.
+async fn spawn_api(
+    addr: SocketAddr,
+    config: &Config,
+    store: Store,
+) -> Result<RunningApi, RunError> {
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| RunError::Bind {
+            addr,
+            what: "api",
+            source,
+        })?;
+    let local = listener.local_addr().unwrap_or(addr);
+    info!(api = %local, "enterprise API is listening");
+    let router = api::router(store, &config.api);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(api::serve(listener, router, async move {
+        let _ = stopped.await;
+    }));
+    Ok(RunningApi { stop, task })
 }
 
 fn udp_peer(addr: SocketAddr) -> Peer {

@@ -11,6 +11,7 @@ use slotgate::consent::{
     NewConsent, NewConsentRequest, NewEnterprise, NumberError, Refusal, RequestEvent, RequestState,
     Scope, SlotOption, SubscriptionStatus, Transition, TransitionError, TrustStatus, Window, E164,
 };
+use slotgate::store::api::{Created, RequestDetails};
 use slotgate::store::{ConsentStoreError, Store};
 #[macro_use]
 mod common;
@@ -32,6 +33,7 @@ on_both_engines!(
     repeated_events_change_nothing_and_illegal_ones_are_refused,
     concurrent_writers_of_a_request_conflict,
     requests_expire_only_after_their_deadline,
+    api_requests_are_idempotent_per_enterprise_key,
     do_not_call_lists_refuse_contact,
     dnc_csv_import_reports_each_row,
 );
@@ -1039,4 +1041,107 @@ async fn dnc_csv_import_reports_each_row(db: TestDb) {
         store.import_do_not_call(Some("missing"), csv, at(4)).await,
         Err(ConsentStoreError::NotFound { .. })
     ));
+}
+
+fn details(key: Option<&str>) -> RequestDetails {
+    RequestDetails {
+        idempotency_key: key.map(str::to_string),
+        body_digest: "d1".into(),
+        locale: Some("fr-FR".into()),
+        personalisation: r#"{"first_name":"Ann"}"#.into(),
+    }
+}
+
+async fn api_requests_are_idempotent_per_enterprise_key(db: TestDb) {
+    let store = db.store().await;
+    store.ping().await.unwrap();
+    let (enterprise, person) = enterprise_and_subscriber(&store, ConsentPolicy::Days(1)).await;
+    let first = store
+        .create_api_consent_request(
+            new_request(&enterprise, &person),
+            details(Some("k1")),
+            at(1),
+        )
+        .await
+        .unwrap();
+    let Created::New(first) = first else {
+        panic!("the first use of a key creates a request");
+    };
+    assert_eq!(
+        store.request_details(&first.id).await.unwrap(),
+        Some(details(Some("k1")))
+    );
+    // A retry finds the first request, even once the rules would refuse.
+    store
+        .set_subscription(&person, &enterprise, SubscriptionStatus::Paused, at(2))
+        .await
+        .unwrap();
+    let again = store
+        .create_api_consent_request(
+            new_request(&enterprise, &person),
+            details(Some("k1")),
+            at(3),
+        )
+        .await
+        .unwrap();
+    assert_eq!(again, Created::Existing(first.clone()));
+    let mut other_body = details(Some("k1"));
+    other_body.body_digest = "d2".into();
+    assert!(matches!(
+        store
+            .create_api_consent_request(new_request(&enterprise, &person), other_body, at(3))
+            .await,
+        Err(ConsentStoreError::Invalid {
+            field: "Idempotency-Key",
+            ..
+        })
+    ));
+    // A new key is a new question, and is refused now; nothing is stored.
+    assert_eq!(
+        refusal(
+            store
+                .create_api_consent_request(
+                    new_request(&enterprise, &person),
+                    details(Some("k2")),
+                    at(3)
+                )
+                .await
+        ),
+        Refusal::SubscriptionPaused
+    );
+    store
+        .set_subscription(&person, &enterprise, SubscriptionStatus::Active, at(4))
+        .await
+        .unwrap();
+    // Without a key every call is a new request.
+    for _ in 0..2 {
+        let created = store
+            .create_api_consent_request(new_request(&enterprise, &person), details(None), at(5))
+            .await
+            .unwrap();
+        assert!(matches!(created, Created::New(_)));
+    }
+
+    // Consents for a number, newest first, whatever their status.
+    let older = store
+        .record_consent(&granted(&enterprise, &person, None), at(1))
+        .await
+        .unwrap();
+    let newer = store
+        .record_consent(&granted(&enterprise, &person, None), at(2))
+        .await
+        .unwrap();
+    store.revoke_consent(&older.id, at(3)).await.unwrap();
+    let listed = store
+        .consents_for_number(&enterprise, &number(ANN))
+        .await
+        .unwrap();
+    let ids: Vec<&str> = listed.iter().map(|c| c.id.as_str()).collect();
+    assert_eq!(ids, [newer.id.as_str(), older.id.as_str()]);
+    assert_eq!(listed[1].status, ConsentStatus::Revoked);
+    assert!(store
+        .consents_for_number("someone-else", &number(ANN))
+        .await
+        .unwrap()
+        .is_empty());
 }

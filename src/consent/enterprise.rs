@@ -184,7 +184,7 @@ impl fmt::Debug for IssuedApiKey {
 /// Why an API key could not be hashed.
 #[derive(Debug, thiserror::Error)]
 #[error("cannot hash the API key: {0}")]
-pub struct KeyHashError(String);
+pub struct KeyHashError(pub(crate) String);
 
 /// A fresh key and the hash to store for it.
 pub fn generate_api_key() -> Result<(IssuedApiKey, String), KeyHashError> {

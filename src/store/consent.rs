@@ -151,7 +151,10 @@ impl Store {
         if self.enterprise(enterprise_id).await?.is_none() {
             return Err(not_found("enterprise", enterprise_id));
         }
-        let (issued, hash) = generate_api_key()?;
+        // Hashing is as slow as verifying: keep it off the async threads.
+        let (issued, hash) = tokio::task::spawn_blocking(generate_api_key)
+            .await
+            .map_err(|e| KeyHashError(e.to_string()))??;
         let key = ApiKey {
             id: issued.id.clone(),
             enterprise_id: enterprise_id.to_string(),
@@ -177,7 +180,16 @@ impl Store {
         let Some(key) = on_engine!(self, api_key(id))? else {
             return Ok(None);
         };
-        if key.revoked_at.is_some() || !verify_secret(secret, &key.hash) {
+        if key.revoked_at.is_some() {
+            return Ok(None);
+        }
+        // argon2 is deliberately slow (tens of milliseconds); off the async
+        // threads it cannot stall the SIP loop that shares the runtime.
+        let (secret, hash) = (secret.to_string(), key.hash.clone());
+        let matches = tokio::task::spawn_blocking(move || verify_secret(&secret, &hash))
+            .await
+            .unwrap_or(false);
+        if !matches {
             return Ok(None);
         }
         self.enterprise(&key.enterprise_id).await
@@ -456,9 +468,8 @@ impl Store {
         on_engine!(self, expire_consents(super::to_micros(now)))
     }
 
-    /// Opens a consent request after [`check_can_ask`](Store::check_can_ask)
-    /// allows it, in state `created`, at version 1.
-    pub async fn create_consent_request(
+    /// Checks and builds a new request (version 1) without storing it.
+    pub(crate) async fn prepare_consent_request(
         &self,
         new: NewConsentRequest,
         now: DateTime<Utc>,
@@ -485,7 +496,18 @@ impl Store {
             o.end = super::to_micros(o.end);
         }
         request.version = 1;
-        on_engine!(self, insert_request(&request))?;
+        Ok(request)
+    }
+
+    /// Opens a consent request after [`check_can_ask`](Store::check_can_ask)
+    /// allows it, in state `created`, at version 1.
+    pub async fn create_consent_request(
+        &self,
+        new: NewConsentRequest,
+        now: DateTime<Utc>,
+    ) -> Result<ConsentRequest, ConsentStoreError> {
+        let request = self.prepare_consent_request(new, now).await?;
+        on_engine!(self, insert_request(&request, None))?;
         Ok(request)
     }
 

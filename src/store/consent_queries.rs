@@ -781,7 +781,14 @@ macro_rules! consent_queries {
             })
         }
 
-        pub(crate) async fn insert_request(pool: &Pool<Db>, r: &ConsentRequest) -> QueryResult<()> {
+        /// Inserts the request (and the API's details, if any) in one
+        /// transaction. False: the details' idempotency key is already used
+        /// by this enterprise, and nothing was written.
+        pub(crate) async fn insert_request(
+            pool: &Pool<Db>,
+            r: &ConsentRequest,
+            details: Option<&crate::store::api::RequestDetails>,
+        ) -> QueryResult<bool> {
             const CONTEXT: &str = "creating a consent request";
             let mut tx = begin(pool).await.map_err(query_error(CONTEXT))?;
             let (state, kind, start, end, reason) = state_columns(&r.state);
@@ -822,7 +829,100 @@ macro_rules! consent_queries {
                 .await
                 .map_err(query_error(CONTEXT))?;
             }
-            tx.commit().await.map_err(query_error(CONTEXT))
+            if let Some(d) = details {
+                let inserted = sqlx::query(
+                    "INSERT INTO api_consent_requests (request_id, enterprise_id, \
+                       idempotency_key, body_digest, locale, personalisation, created_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
+                )
+                .bind(&r.id)
+                .bind(&r.enterprise_id)
+                .bind(&d.idempotency_key)
+                .bind(&d.body_digest)
+                .bind(&d.locale)
+                .bind(&d.personalisation)
+                .bind(t(r.created_at))
+                .execute(&mut *tx)
+                .await
+                .map_err(query_error(CONTEXT))?;
+                if inserted.rows_affected() == 0 {
+                    // Dropping the transaction rolls the request back too.
+                    return Ok(false);
+                }
+            }
+            tx.commit().await.map_err(query_error(CONTEXT))?;
+            Ok(true)
+        }
+
+        pub(crate) async fn request_by_idempotency_key(
+            pool: &Pool<Db>,
+            enterprise_id: &str,
+            key: &str,
+        ) -> QueryResult<Option<String>> {
+            sqlx::query(
+                "SELECT request_id FROM api_consent_requests \
+                 WHERE enterprise_id = $1 AND idempotency_key = $2",
+            )
+            .bind(enterprise_id)
+            .bind(key)
+            .fetch_optional(pool)
+            .await
+            .and_then(|row| row.map(|row| row.try_get("request_id")).transpose())
+            .map_err(query_error("looking up an idempotency key"))
+        }
+
+        pub(crate) async fn request_details(
+            pool: &Pool<Db>,
+            request_id: &str,
+        ) -> QueryResult<Option<crate::store::api::RequestDetails>> {
+            sqlx::query(
+                "SELECT idempotency_key, body_digest, locale, personalisation \
+                 FROM api_consent_requests \
+                 WHERE request_id = $1",
+            )
+            .bind(request_id)
+            .fetch_optional(pool)
+            .await
+            .and_then(|row| {
+                row.map(|row| {
+                    Ok(crate::store::api::RequestDetails {
+                        idempotency_key: row.try_get("idempotency_key")?,
+                        body_digest: row.try_get("body_digest")?,
+                        locale: row.try_get("locale")?,
+                        personalisation: row.try_get("personalisation")?,
+                    })
+                })
+                .transpose()
+            })
+            .map_err(query_error("reading a consent request's API details"))
+        }
+
+        /// Every consent the enterprise holds for the number, newest first.
+        pub(crate) async fn consents_for_number(
+            pool: &Pool<Db>,
+            enterprise_id: &str,
+            number: &E164,
+        ) -> QueryResult<Vec<Consent>> {
+            const CONTEXT: &str = "listing consents for a number";
+            let sql = format!(
+                "SELECT {CONSENT_COLUMNS} FROM consents \
+                 WHERE enterprise_id = $1 AND number = $2 ORDER BY created_at DESC, id DESC"
+            );
+            sqlx::query(&sql)
+                .bind(enterprise_id)
+                .bind(number.as_str())
+                .fetch_all(pool)
+                .await
+                .and_then(|rows| rows.iter().map(consent_from_row).collect())
+                .map_err(query_error(CONTEXT))
+        }
+
+        pub(crate) async fn ping(pool: &Pool<Db>) -> QueryResult<()> {
+            sqlx::query("SELECT 1")
+                .execute(pool)
+                .await
+                .map_err(query_error("checking the database"))?;
+            Ok(())
         }
 
         pub(crate) async fn consent_request(

@@ -9,6 +9,7 @@
 #[macro_use]
 mod consent_queries;
 
+pub mod api;
 mod consent;
 mod consent_postgres;
 mod consent_sqlite;

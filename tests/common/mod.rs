@@ -54,6 +54,8 @@ impl Slotgate {
             .arg("--config")
             .arg(&config_path)
             .env_remove("RUST_LOG")
+            // Parallel tests must not fight over the API's default port.
+            .env("SLOTGATE_API__LISTEN", "127.0.0.1:0")
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log clone"))
             .stderr(log)

@@ -1,0 +1,361 @@
+//! The operator's admin API: registering enterprises, issuing and revoking
+//! their API keys, setting subscriptions, adding do-not-call entries.
+//!
+//! It is guarded by one token from the config (`api.admin_token`), separate
+//! from every enterprise key, and is absent when that key is empty: an
+//! enterprise key can never reach these routes. The token is compared in
+//! constant time so response timing does not leak its prefix.
+
+use axum::extract::{FromRequestParts, Path, State};
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+use axum::http::StatusCode;
+use axum::Json;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::consent_requests::parse_number;
+use super::errors::{ApiError, ErrorBody};
+use super::people::SubscriptionView;
+use super::{ApiJson, ApiState};
+use crate::consent::{
+    ConsentPolicy, Enterprise, Identifier, NewEnterprise, SubscriptionStatus, TrustStatus, E164,
+};
+
+/// Proof that the request carries the admin token.
+#[derive(Debug, Clone, Copy)]
+pub struct Admin;
+
+impl FromRequestParts<ApiState> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &ApiState) -> Result<Admin, ApiError> {
+        // Without a configured token the routes answer as if absent.
+        let expected = state.admin_token.as_deref().ok_or(ApiError::NoRoute)?;
+        let presented = parts
+            .headers
+            .get(AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(super::auth::bearer_token)
+            .ok_or(ApiError::Unauthorized)?;
+        if constant_time_eq(presented.as_bytes(), expected.as_bytes()) {
+            Ok(Admin)
+        } else {
+            Err(ApiError::Unauthorized)
+        }
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateEnterprise {
+    pub name: String,
+    pub display_name: String,
+    #[serde(default)]
+    pub services: Vec<String>,
+    /// ISO 3166 alpha-2 region for national numbers (e.g. `FR`).
+    pub default_region: String,
+    pub crm_webhook_url: Option<String>,
+    pub crm_webhook_secret: Option<String>,
+    /// `per_call`, `hours:N`, `days:N` or `until_revoked` (default `per_call`).
+    pub consent_policy: Option<String>,
+    /// `trusted`, `suspended` or `untrusted` (default `trusted`).
+    pub status: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EnterpriseView {
+    pub id: String,
+    pub name: String,
+    pub display_name: String,
+    pub services: Vec<String>,
+    pub default_region: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub crm_webhook_url: Option<String>,
+    pub consent_policy: String,
+    pub status: &'static str,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<Enterprise> for EnterpriseView {
+    // The webhook secret is write-only: it is never echoed back.
+    fn from(e: Enterprise) -> EnterpriseView {
+        EnterpriseView {
+            id: e.id,
+            name: e.name,
+            display_name: e.display_name,
+            services: e.services,
+            default_region: e.default_region,
+            crm_webhook_url: e.crm_webhook_url,
+            consent_policy: e.consent_policy.to_string(),
+            status: e.status.as_str(),
+            created_at: e.created_at,
+            updated_at: e.updated_at,
+        }
+    }
+}
+
+/// Register an enterprise.
+#[utoipa::path(post, path = "/admin/v1/enterprises", tag = "admin",
+    request_body = CreateEnterprise,
+    responses(
+        (status = 201, description = "Registered", body = EnterpriseView),
+        (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
+        (status = 422, description = "Invalid field", body = ErrorBody)),
+    security(("admin_token" = [])))]
+pub async fn create_enterprise(
+    State(state): State<ApiState>,
+    _: Admin,
+    ApiJson(body): ApiJson<CreateEnterprise>,
+) -> Result<(StatusCode, Json<EnterpriseView>), ApiError> {
+    let consent_policy = match body.consent_policy.as_deref() {
+        None => ConsentPolicy::PerCall,
+        Some(p) => p
+            .parse()
+            .map_err(|e| ApiError::invalid("consent_policy", format!("{e}")))?,
+    };
+    let status = trust_status(body.status.as_deref().unwrap_or("trusted"))?;
+    let enterprise = state
+        .store
+        .create_enterprise(
+            &NewEnterprise {
+                name: body.name,
+                display_name: body.display_name,
+                services: body.services,
+                default_region: body.default_region,
+                crm_webhook_url: body.crm_webhook_url,
+                crm_webhook_secret: body.crm_webhook_secret,
+                consent_policy,
+                status,
+            },
+            Utc::now(),
+        )
+        .await
+        .map_err(|e| match e {
+            // The only number-related input here is the region.
+            crate::store::ConsentStoreError::Number(e) => {
+                ApiError::invalid("default_region", e.to_string())
+            }
+            other => other.into(),
+        })?;
+    Ok((StatusCode::CREATED, Json(enterprise.into())))
+}
+
+fn trust_status(text: &str) -> Result<TrustStatus, ApiError> {
+    text.parse()
+        .map_err(|_| ApiError::invalid("status", "use trusted, suspended or untrusted"))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetStatus {
+    /// `trusted`, `suspended` or `untrusted`.
+    pub status: String,
+}
+
+/// Trust, suspend or distrust an enterprise.
+#[utoipa::path(put, path = "/admin/v1/enterprises/{id}/status", tag = "admin",
+    params(("id" = String, Path, description = "Enterprise id")),
+    request_body = SetStatus,
+    responses(
+        (status = 200, description = "Updated", body = EnterpriseView),
+        (status = 404, description = "No such enterprise", body = ErrorBody)),
+    security(("admin_token" = [])))]
+pub async fn set_enterprise_status(
+    State(state): State<ApiState>,
+    _: Admin,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<SetStatus>,
+) -> Result<Json<EnterpriseView>, ApiError> {
+    let status = trust_status(&body.status)?;
+    let enterprise = state
+        .store
+        .set_enterprise_status(&id, status, Utc::now())
+        .await?;
+    Ok(Json(enterprise.into()))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct IssuedKeyView {
+    pub id: String,
+    /// The key itself, shown only in this answer.
+    pub key: String,
+}
+
+/// Issue an API key for an enterprise.
+#[utoipa::path(post, path = "/admin/v1/enterprises/{id}/api-keys", tag = "admin",
+    params(("id" = String, Path, description = "Enterprise id")),
+    responses(
+        (status = 201, description = "Issued; the key is not shown again", body = IssuedKeyView),
+        (status = 404, description = "No such enterprise", body = ErrorBody)),
+    security(("admin_token" = [])))]
+pub async fn issue_api_key(
+    State(state): State<ApiState>,
+    _: Admin,
+    Path(id): Path<String>,
+) -> Result<(StatusCode, Json<IssuedKeyView>), ApiError> {
+    let issued = state.store.create_api_key(&id, Utc::now()).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(IssuedKeyView {
+            id: issued.id.clone(),
+            key: issued.key.clone(),
+        }),
+    ))
+}
+
+/// Revoke an API key at once.
+#[utoipa::path(post, path = "/admin/v1/api-keys/{id}/revoke", tag = "admin",
+    params(("id" = String, Path, description = "API key id")),
+    responses(
+        (status = 204, description = "Revoked"),
+        (status = 404, description = "No such key", body = ErrorBody)),
+    security(("admin_token" = [])))]
+pub async fn revoke_api_key(
+    State(state): State<ApiState>,
+    _: Admin,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    state.store.revoke_api_key(&id, Utc::now()).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetSubscription {
+    pub enterprise_id: String,
+    /// The person's number; national numbers are read in the enterprise's
+    /// region. A number nobody has yet creates the person.
+    pub number: String,
+    /// `active`, `paused` or `ended`.
+    pub status: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SubscriptionSet {
+    pub person_id: String,
+    pub enterprise_id: String,
+    pub subscription: SubscriptionView,
+}
+
+/// Set a person's subscription to an enterprise.
+#[utoipa::path(put, path = "/admin/v1/subscriptions", tag = "admin",
+    request_body = SetSubscription,
+    responses(
+        (status = 200, description = "Set", body = SubscriptionSet),
+        (status = 404, description = "No such enterprise", body = ErrorBody),
+        (status = 422, description = "Invalid field", body = ErrorBody)),
+    security(("admin_token" = [])))]
+pub async fn set_subscription(
+    State(state): State<ApiState>,
+    _: Admin,
+    ApiJson(body): ApiJson<SetSubscription>,
+) -> Result<Json<SubscriptionSet>, ApiError> {
+    let status: SubscriptionStatus = body
+        .status
+        .parse()
+        .map_err(|_| ApiError::invalid("status", "use active, paused or ended"))?;
+    let enterprise = state
+        .store
+        .enterprise(&body.enterprise_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("enterprise", &body.enterprise_id))?;
+    let number = parse_number(&enterprise, &body.number)?;
+    let now = Utc::now();
+    let phone = Identifier::Phone(number);
+    let person = match state.store.person_by_identifier(&phone).await? {
+        Some(p) => p,
+        None => state.store.create_person(&[phone], now).await?,
+    };
+    let s = state
+        .store
+        .set_subscription(&person.id, &enterprise.id, status, now)
+        .await?;
+    Ok(Json(SubscriptionSet {
+        person_id: person.id,
+        enterprise_id: enterprise.id,
+        subscription: SubscriptionView {
+            status: s.status.as_str(),
+            since: s.since,
+            until: s.until,
+        },
+    }))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AddDoNotCall {
+    /// The enterprise whose list it goes on; absent: the global list
+    /// (which needs an international number).
+    pub enterprise_id: Option<String>,
+    pub number: String,
+    /// Where the entry comes from (default `admin`).
+    pub source: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DoNotCallAdded {
+    pub number: String,
+    /// False when the number was already listed.
+    pub added: bool,
+}
+
+/// Put a number on an enterprise's do-not-call list or the global one.
+#[utoipa::path(post, path = "/admin/v1/do-not-call", tag = "admin",
+    request_body = AddDoNotCall,
+    responses(
+        (status = 200, description = "Listed", body = DoNotCallAdded),
+        (status = 404, description = "No such enterprise", body = ErrorBody),
+        (status = 422, description = "Invalid field", body = ErrorBody)),
+    security(("admin_token" = [])))]
+pub async fn add_do_not_call(
+    State(state): State<ApiState>,
+    _: Admin,
+    ApiJson(body): ApiJson<AddDoNotCall>,
+) -> Result<Json<DoNotCallAdded>, ApiError> {
+    let number = match &body.enterprise_id {
+        Some(id) => {
+            let enterprise = state
+                .store
+                .enterprise(id)
+                .await?
+                .ok_or_else(|| ApiError::not_found("enterprise", id))?;
+            parse_number(&enterprise, &body.number)?
+        }
+        None => E164::parse(&body.number, None)
+            .map_err(|e| ApiError::invalid("number", e.to_string()))?,
+    };
+    let source = body.source.as_deref().unwrap_or("admin");
+    if source.trim().is_empty() || source.len() > 100 || source.contains(['\r', '\n']) {
+        return Err(ApiError::invalid(
+            "source",
+            "must be a single line of 1 to 100 characters",
+        ));
+    }
+    let added = state
+        .store
+        .add_do_not_call(body.enterprise_id.as_deref(), &number, source, Utc::now())
+        .await?;
+    Ok(Json(DoNotCallAdded {
+        number: number.as_str().to_string(),
+        added,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::constant_time_eq;
+
+    #[test]
+    fn token_comparison() {
+        assert!(constant_time_eq(b"abc", b"abc"));
+        assert!(!constant_time_eq(b"abc", b"abd"));
+        assert!(!constant_time_eq(b"abc", b"abcd"));
+    }
+}

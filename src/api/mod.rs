@@ -1,0 +1,109 @@
+//! The enterprise HTTP API (axum, JSON): the out-of-band path by which a
+//! CRM or dialer asks for consent ahead of a call, reads the answer and
+//! revokes.
+//!
+//! This file builds the router and runs it; each concern has its own file
+//! (authentication, errors, one file per resource, health, the OpenAPI
+//! document). Handlers stay thin: they check the input, call the store,
+//! which enforces the consent rules, and shape the answer.
+
+pub mod admin;
+pub mod auth;
+pub mod consent_requests;
+pub mod consents;
+pub mod errors;
+pub mod health;
+pub mod openapi;
+pub mod people;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use axum::extract::{DefaultBodyLimit, FromRequest, Request};
+use axum::routing::{get, post, put};
+use axum::Router;
+use serde::de::DeserializeOwned;
+use tokio::net::TcpListener;
+
+use crate::config::ApiConfig;
+use crate::store::Store;
+use errors::ApiError;
+
+/// What every handler shares.
+#[derive(Debug, Clone)]
+pub struct ApiState {
+    pub store: Store,
+    /// `None`: the admin routes are disabled.
+    pub admin_token: Option<Arc<str>>,
+}
+
+/// The API's routes over `store` as `config` sets them up (body limit,
+/// admin token); `config.listen` is the caller's business.
+pub fn router(store: Store, config: &ApiConfig) -> Router {
+    Router::new()
+        .route(
+            "/v1/consent-requests",
+            post(consent_requests::create_consent_request),
+        )
+        .route(
+            "/v1/consent-requests/{id}",
+            get(consent_requests::get_consent_request),
+        )
+        .route("/v1/consents", get(consents::list_consents))
+        .route("/v1/consents/{id}/revoke", post(consents::revoke_consent))
+        .route("/v1/people/{id}", get(people::get_person))
+        .route("/admin/v1/enterprises", post(admin::create_enterprise))
+        .route(
+            "/admin/v1/enterprises/{id}/status",
+            put(admin::set_enterprise_status),
+        )
+        .route(
+            "/admin/v1/enterprises/{id}/api-keys",
+            post(admin::issue_api_key),
+        )
+        .route(
+            "/admin/v1/api-keys/{id}/revoke",
+            post(admin::revoke_api_key),
+        )
+        .route("/admin/v1/subscriptions", put(admin::set_subscription))
+        .route("/admin/v1/do-not-call", post(admin::add_do_not_call))
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/openapi.json", get(openapi::openapi_json))
+        .fallback(|| async { ApiError::NoRoute })
+        .layer(DefaultBodyLimit::max(config.max_body_bytes))
+        .with_state(ApiState {
+            store,
+            admin_token: config.admin_token.as_deref().map(Arc::from),
+        })
+}
+
+/// Serves `router` on `listener` until `shutdown` resolves; requests in
+/// progress then finish before this returns.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// A JSON body whose rejections (malformed JSON, unknown or ill-typed
+/// fields, oversize bodies) are answered in the API's error format.
+#[derive(Debug)]
+pub struct ApiJson<T>(pub T);
+
+impl<T, S> FromRequest<S> for ApiJson<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let axum::Json(value) = axum::Json::<T>::from_request(req, state).await?;
+        Ok(ApiJson(value))
+    }
+}

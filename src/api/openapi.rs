@@ -1,0 +1,81 @@
+//! `/openapi.json`: the API described from the code itself (utoipa), so
+//! the document cannot drift from the handlers and types it describes.
+
+use axum::Json;
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use super::{admin, consent_requests, consents, errors, health, people};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "slotgate enterprise API",
+        description = "Ask people ahead of a call when they may be called, read their answers, revoke."
+    ),
+    paths(
+        consent_requests::create_consent_request,
+        consent_requests::get_consent_request,
+        consents::list_consents,
+        consents::revoke_consent,
+        people::get_person,
+        health::healthz,
+        health::readyz,
+        admin::create_enterprise,
+        admin::set_enterprise_status,
+        admin::issue_api_key,
+        admin::revoke_api_key,
+        admin::set_subscription,
+        admin::add_do_not_call,
+    ),
+    components(schemas(
+        consent_requests::CreateConsentRequest,
+        consent_requests::SlotBody,
+        consent_requests::ScopeView,
+        consent_requests::AnswerView,
+        consent_requests::ConsentRequestView,
+        consents::ConsentView,
+        consents::WindowView,
+        consents::ConsentList,
+        people::PersonView,
+        people::IdentifierView,
+        people::SubscriptionView,
+        errors::ErrorBody,
+        errors::ErrorDetail,
+        health::Health,
+        admin::CreateEnterprise,
+        admin::EnterpriseView,
+        admin::SetStatus,
+        admin::IssuedKeyView,
+        admin::SetSubscription,
+        admin::SubscriptionSet,
+        admin::AddDoNotCall,
+        admin::DoNotCallAdded,
+    )),
+    modifiers(&BearerKey)
+)]
+pub struct ApiDoc;
+
+/// Declares the bearer schemes (`api_key`, `admin_token`) the paths refer to.
+struct BearerKey;
+
+impl Modify for BearerKey {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "api_key",
+            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+        );
+        components.add_security_scheme(
+            "admin_token",
+            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+        );
+    }
+}
+
+/// The OpenAPI document.
+#[utoipa::path(get, path = "/openapi.json", tag = "health",
+    responses((status = 200, description = "This document")))]
+pub async fn openapi_json() -> Json<utoipa::openapi::OpenApi> {
+    Json(ApiDoc::openapi())
+}

@@ -1,0 +1,668 @@
+//! The enterprise API over real HTTP on loopback: the router runs in
+//! process on 127.0.0.1:0 over a SQLite store in a temporary directory, and
+//! a plain HTTP client talks to it as a CRM would.
+
+use chrono::{TimeDelta, Utc};
+use reqwest::{Client, StatusCode};
+use serde_json::{json, Value};
+use slotgate::config::ApiConfig;
+use slotgate::consent::{
+    Channel, ConsentPolicy, ConsentStatus, Evidence, Identifier, NewConsent, NewEnterprise, Scope,
+    SubscriptionStatus, TrustStatus, E164,
+};
+use slotgate::store::Store;
+
+const ANN: &str = "+33612345678";
+/// ANN as a French CRM writes it.
+const ANN_NATIONAL: &str = "06 12 34 56 78";
+const LIMIT: usize = 65_536;
+const ADMIN_TOKEN: &str = "admin-token-0123456789abcdef0123456789";
+
+struct Api {
+    base: String,
+    store: Store,
+    client: Client,
+    _dir: tempfile::TempDir,
+}
+
+/// One enterprise with a key and one subscribed person.
+struct Tenant {
+    id: String,
+    key: String,
+    key_id: String,
+    person_id: String,
+}
+
+impl Api {
+    async fn start() -> Api {
+        Api::start_with(Some(ADMIN_TOKEN)).await
+    }
+
+    async fn start_with(admin_token: Option<&str>) -> Api {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("slotgate.db").display());
+        let store = Store::connect(&url).await.unwrap();
+        store.migrate().await.unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let config = ApiConfig {
+            listen: None,
+            max_body_bytes: LIMIT,
+            admin_token: admin_token.map(str::to_string),
+        };
+        let router = slotgate::api::router(store.clone(), &config);
+        tokio::spawn(slotgate::api::serve(
+            listener,
+            router,
+            std::future::pending(),
+        ));
+        Api {
+            base,
+            store,
+            client: Client::new(),
+            _dir: dir,
+        }
+    }
+
+    /// A trusted enterprise in France, its key, and `number`'s owner
+    /// subscribed to it (created if needed).
+    async fn tenant(&self, name: &str, number: &str) -> Tenant {
+        let now = Utc::now();
+        let enterprise = self
+            .store
+            .create_enterprise(
+                &NewEnterprise {
+                    name: name.into(),
+                    display_name: name.into(),
+                    services: vec!["Electricity".into()],
+                    default_region: "FR".into(),
+                    crm_webhook_url: None,
+                    crm_webhook_secret: None,
+                    consent_policy: ConsentPolicy::Days(30),
+                    status: TrustStatus::Trusted,
+                },
+                now,
+            )
+            .await
+            .unwrap();
+        let key = self
+            .store
+            .create_api_key(&enterprise.id, now)
+            .await
+            .unwrap();
+        let phone = Identifier::Phone(E164::parse(number, None).unwrap());
+        let person = match self.store.person_by_identifier(&phone).await.unwrap() {
+            Some(p) => p,
+            None => self.store.create_person(&[phone], now).await.unwrap(),
+        };
+        self.store
+            .set_subscription(&person.id, &enterprise.id, SubscriptionStatus::Active, now)
+            .await
+            .unwrap();
+        Tenant {
+            id: enterprise.id,
+            key: key.key.clone(),
+            key_id: key.id.clone(),
+            person_id: person.id,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    async fn post(&self, key: &str, path: &str, body: Value) -> (StatusCode, Value) {
+        let response = self
+            .client
+            .post(self.url(path))
+            .bearer_auth(key)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        read(response).await
+    }
+
+    async fn get(&self, key: &str, path: &str) -> (StatusCode, Value) {
+        let response = self
+            .client
+            .get(self.url(path))
+            .bearer_auth(key)
+            .send()
+            .await
+            .unwrap();
+        read(response).await
+    }
+
+    async fn count(&self, table: &str) -> i64 {
+        let url = format!(
+            "sqlite://{}",
+            self._dir.path().join("slotgate.db").display()
+        );
+        let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+        let n: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table}"))
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        pool.close().await;
+        n
+    }
+}
+
+async fn read(response: reqwest::Response) -> (StatusCode, Value) {
+    let status = response.status();
+    let text = response.text().await.unwrap();
+    let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    (status, body)
+}
+
+fn ask(number: &str) -> Value {
+    json!({"number": number, "purpose": "contract renewal"})
+}
+
+fn error_code(body: &Value) -> &str {
+    body["error"]["code"].as_str().unwrap_or("")
+}
+
+fn error_field(body: &Value) -> &str {
+    body["error"]["field"].as_str().unwrap_or("")
+}
+
+#[tokio::test]
+async fn keys_missing_wrong_or_revoked_are_401() {
+    let api = Api::start().await;
+    let acme = api.tenant("ACME", ANN).await;
+
+    let response = api
+        .client
+        .get(api.url("/v1/consents?number=%2B33612345678"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        response.headers().get("www-authenticate").unwrap(),
+        "Bearer"
+    );
+    let (_, body) = read(response).await;
+    assert_eq!(error_code(&body), "unauthorized");
+
+    let wrong = format!("sg_{}_{}", acme.key_id, "0".repeat(40));
+    for key in [wrong.as_str(), "not-a-key", "sg_nope_nope"] {
+        let (status, _) = api.get(key, "/v1/consents?number=%2B33612345678").await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{key}");
+    }
+
+    let (status, _) = api
+        .get(&acme.key, "/v1/consents?number=%2B33612345678")
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    api.store
+        .revoke_api_key(&acme.key_id, Utc::now())
+        .await
+        .unwrap();
+    let (status, body) = api
+        .get(&acme.key, "/v1/consents?number=%2B33612345678")
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(error_code(&body), "unauthorized");
+}
+
+#[tokio::test]
+async fn a_request_is_created_read_back_and_stays_created() {
+    let api = Api::start().await;
+    let acme = api.tenant("ACME", ANN).await;
+    let start = Utc::now() + TimeDelta::hours(2);
+    let (status, body) = api
+        .post(
+            &acme.key,
+            "/v1/consent-requests",
+            json!({
+                "number": ANN_NATIONAL,
+                "campaign": "winter-offer",
+                "preferred_options": [{"start": start, "end": start + TimeDelta::minutes(30)}],
+                "locale": "fr-FR",
+                "personalisation": {"first_name": "Ann"},
+            }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let id = body["id"].as_str().unwrap().to_string();
+    assert_eq!(body["state"], "created");
+    assert_eq!(body["number"], ANN);
+    assert_eq!(body["person_id"], acme.person_id.as_str());
+
+    let (status, body) = api
+        .get(&acme.key, &format!("/v1/consent-requests/{id}"))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["state"], "created");
+    assert_eq!(body["scope"]["campaign"], "winter-offer");
+    assert_eq!(body["locale"], "fr-FR");
+    assert_eq!(body["personalisation"]["first_name"], "Ann");
+    assert_eq!(body["options"].as_array().unwrap().len(), 1);
+
+    // By person id: the prompt goes to the person's number.
+    let (status, body) = api
+        .post(
+            &acme.key,
+            "/v1/consent-requests",
+            json!({"person_id": acme.person_id, "purpose": "renewal"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    assert_eq!(body["number"], ANN);
+
+    let (status, body) = api
+        .get(&acme.key, &format!("/v1/people/{}", acme.person_id))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["numbers"][0], ANN);
+    assert_eq!(body["subscription"]["status"], "active");
+}
+
+#[tokio::test]
+async fn another_enterprises_data_is_404() {
+    let api = Api::start().await;
+    let acme = api.tenant("ACME", ANN).await;
+    let other = api.tenant("Other", "+33698765432").await;
+
+    let (status, body) = api
+        .post(&other.key, "/v1/consent-requests", ask("+33698765432"))
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let theirs = body["id"].as_str().unwrap().to_string();
+    let consent = api
+        .store
+        .record_consent(
+            &granted(&other.id, &other.person_id, "+33698765432"),
+            Utc::now(),
+        )
+        .await
+        .unwrap();
+
+    let (status, body) = api
+        .get(&acme.key, &format!("/v1/consent-requests/{theirs}"))
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(error_code(&body), "not_found");
+    let (status, _) = api
+        .get(&acme.key, &format!("/v1/people/{}", other.person_id))
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = api
+        .post(
+            &acme.key,
+            &format!("/v1/consents/{}/revoke", consent.id),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = api
+        .post(
+            &acme.key,
+            "/v1/consent-requests",
+            json!({"person_id": other.person_id, "purpose": "renewal"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    // Untouched, and listing by number shows only one's own consents.
+    let stored = api.store.consent(&consent.id).await.unwrap().unwrap();
+    assert_eq!(stored.status, ConsentStatus::Granted);
+    let (status, body) = api
+        .get(&acme.key, "/v1/consents?number=%2B33698765432")
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["consents"].as_array().unwrap().len(), 0);
+}
+
+#[tokio::test]
+async fn bad_input_gets_a_clear_answer() {
+    let api = Api::start().await;
+    let acme = api.tenant("ACME", ANN).await;
+
+    let (status, body) = api.post(&acme.key, "/v1/consent-requests", ask("12")).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(error_field(&body), "number");
+
+    let (status, body) = api.get(&acme.key, "/v1/consents?number=hello").await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(error_field(&body), "number");
+    let (status, body) = api.get(&acme.key, "/v1/consents").await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(error_field(&body), "number");
+
+    let (status, body) = api
+        .post(&acme.key, "/v1/consent-requests", json!({"number": ANN}))
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(error_field(&body), "purpose");
+
+    let mut unknown = ask(ANN);
+    unknown["colour"] = json!("blue");
+    let (status, body) = api.post(&acme.key, "/v1/consent-requests", unknown).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(error_field(&body), "colour");
+
+    let (status, body) = api
+        .post(
+            &acme.key,
+            "/v1/consent-requests",
+            json!({"number": ANN, "purpose": "x", "locale": "!!"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(error_field(&body), "locale");
+
+    let response = api
+        .client
+        .post(api.url("/v1/consent-requests"))
+        .bearer_auth(&acme.key)
+        .header("content-type", "application/json")
+        .body("{\"number\": ")
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = read(response).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(error_code(&body), "bad_request");
+    assert!(!body["error"]["message"].as_str().unwrap().is_empty());
+
+    let mut big = ask(ANN);
+    big["personalisation"] = json!({"blob": "x".repeat(LIMIT + 1)});
+    let (status, body) = api.post(&acme.key, "/v1/consent-requests", big).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
+    assert_eq!(error_code(&body), "body_too_large");
+
+    assert_eq!(api.count("consent_requests").await, 0);
+}
+
+#[tokio::test]
+async fn the_same_idempotency_key_gives_the_same_request() {
+    let api = Api::start().await;
+    let acme = api.tenant("ACME", ANN).await;
+    let other = api.tenant("Other", ANN).await;
+    let mut ids = Vec::new();
+    for key in [&acme.key, &acme.key, &other.key] {
+        let response = api
+            .client
+            .post(api.url("/v1/consent-requests"))
+            .bearer_auth(key)
+            .header("Idempotency-Key", "crm-job-42")
+            .json(&ask(ANN))
+            .send()
+            .await
+            .unwrap();
+        let (status, body) = read(response).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+        ids.push(body["id"].as_str().unwrap().to_string());
+    }
+    assert_eq!(ids[0], ids[1]);
+    // Keys belong to one enterprise: another's same key is another request.
+    assert_ne!(ids[0], ids[2]);
+    assert_eq!(api.count("consent_requests").await, 2);
+
+    // The same key with another body is refused, not answered with the
+    // first request.
+    let response = api
+        .client
+        .post(api.url("/v1/consent-requests"))
+        .bearer_auth(&acme.key)
+        .header("Idempotency-Key", "crm-job-42")
+        .json(&json!({"number": ANN, "purpose": "something else"}))
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = read(response).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(error_field(&body), "Idempotency-Key");
+    assert_eq!(api.count("consent_requests").await, 2);
+}
+
+#[tokio::test]
+async fn refusals_carry_their_code_and_store_nothing() {
+    let api = Api::start().await;
+    let acme = api.tenant("ACME", ANN).await;
+    let now = Utc::now();
+
+    api.store
+        .set_subscription(&acme.person_id, &acme.id, SubscriptionStatus::Paused, now)
+        .await
+        .unwrap();
+    let (status, body) = api.post(&acme.key, "/v1/consent-requests", ask(ANN)).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert_eq!(error_code(&body), "subscription_paused");
+
+    let (status, body) = api
+        .post(&acme.key, "/v1/consent-requests", ask("+33698765432"))
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert_eq!(error_code(&body), "not_subscribed");
+
+    api.store
+        .set_subscription(&acme.person_id, &acme.id, SubscriptionStatus::Active, now)
+        .await
+        .unwrap();
+    api.store
+        .add_do_not_call(
+            Some(&acme.id),
+            &E164::parse(ANN, None).unwrap(),
+            "test",
+            now,
+        )
+        .await
+        .unwrap();
+    let (status, body) = api.post(&acme.key, "/v1/consent-requests", ask(ANN)).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert_eq!(error_code(&body), "do_not_call_enterprise");
+
+    api.store
+        .set_enterprise_status(&acme.id, TrustStatus::Suspended, now)
+        .await
+        .unwrap();
+    let (status, body) = api.post(&acme.key, "/v1/consent-requests", ask(ANN)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(error_code(&body), "enterprise_suspended");
+
+    assert_eq!(api.count("consent_requests").await, 0);
+    assert_eq!(api.count("api_consent_requests").await, 0);
+}
+
+fn granted(enterprise_id: &str, person_id: &str, number: &str) -> NewConsent {
+    NewConsent {
+        person_id: person_id.into(),
+        enterprise_id: enterprise_id.into(),
+        number: E164::parse(number, None).unwrap(),
+        scope: Scope::Purpose("contract renewal".into()),
+        status: ConsentStatus::Granted,
+        window: None,
+        expires_at: None,
+        channel: Channel::Rcs,
+        evidence: Evidence::default(),
+    }
+}
+
+#[tokio::test]
+async fn revoking_a_consent_puts_the_number_on_do_not_call() {
+    let api = Api::start().await;
+    let acme = api.tenant("ACME", ANN).await;
+    let consent = api
+        .store
+        .record_consent(&granted(&acme.id, &acme.person_id, ANN), Utc::now())
+        .await
+        .unwrap();
+
+    let (status, body) = api
+        .get(&acme.key, "/v1/consents?number=06%2012%2034%2056%2078")
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["number"], ANN);
+    assert_eq!(body["consents"][0]["status"], "granted");
+    assert_eq!(body["consents"][0]["covers_now"], true);
+
+    let (status, body) = api
+        .post(
+            &acme.key,
+            &format!("/v1/consents/{}/revoke", consent.id),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["status"], "revoked");
+    assert_eq!(body["covers_now"], false);
+
+    let stored = api.store.consent(&consent.id).await.unwrap().unwrap();
+    assert_eq!(stored.status, ConsentStatus::Revoked);
+    let dnc = api
+        .store
+        .do_not_call(Some(&acme.id), &E164::parse(ANN, None).unwrap())
+        .await
+        .unwrap();
+    assert!(dnc.is_some());
+    let (status, body) = api.post(&acme.key, "/v1/consent-requests", ask(ANN)).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert_eq!(error_code(&body), "do_not_call_enterprise");
+}
+
+#[tokio::test]
+async fn probes_and_the_openapi_document() {
+    let api = Api::start().await;
+    for path in ["/healthz", "/readyz"] {
+        let (status, _) = api.get("", path).await;
+        assert_eq!(status, StatusCode::OK, "{path}");
+    }
+    let (status, doc) = api.get("", "/openapi.json").await;
+    assert_eq!(status, StatusCode::OK);
+    let paths = doc["paths"].as_object().unwrap();
+    for path in [
+        "/v1/consent-requests",
+        "/v1/consent-requests/{id}",
+        "/v1/consents",
+        "/v1/consents/{id}/revoke",
+        "/v1/people/{id}",
+        "/healthz",
+        "/readyz",
+        "/admin/v1/enterprises",
+    ] {
+        assert!(paths.contains_key(path), "{path} missing");
+    }
+    let (status, body) = api.get("", "/v1/nothing-here").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(error_code(&body), "not_found");
+}
+
+#[tokio::test]
+async fn the_admin_api_sets_up_an_enterprise_end_to_end() {
+    let api = Api::start().await;
+    let acme = api.tenant("ACME", ANN).await;
+    let new_enterprise = json!({
+        "name": "Beta Telecom",
+        "display_name": "Beta",
+        "services": ["Fibre"],
+        "default_region": "FR",
+        "consent_policy": "days:7",
+    });
+
+    // Neither no token, a wrong one, nor an enterprise key opens it.
+    for key in [
+        "",
+        "admin-token-wrong-0123456789abcdef012345",
+        acme.key.as_str(),
+    ] {
+        let (status, _) = api
+            .post(key, "/admin/v1/enterprises", new_enterprise.clone())
+            .await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{key}");
+    }
+
+    let (status, body) = api
+        .post(ADMIN_TOKEN, "/admin/v1/enterprises", new_enterprise.clone())
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(body["consent_policy"], "days:7");
+    assert_eq!(body["status"], "trusted");
+    let beta = body["id"].as_str().unwrap().to_string();
+
+    let mut bad = new_enterprise.clone();
+    bad["default_region"] = json!("ZZ");
+    let (status, body) = api.post(ADMIN_TOKEN, "/admin/v1/enterprises", bad).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(error_field(&body), "default_region");
+
+    let (status, body) = api
+        .post(
+            ADMIN_TOKEN,
+            &format!("/admin/v1/enterprises/{beta}/api-keys"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let key = body["key"].as_str().unwrap().to_string();
+    let key_id = body["id"].as_str().unwrap().to_string();
+
+    let response = api
+        .client
+        .put(api.url("/admin/v1/subscriptions"))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&json!({"enterprise_id": beta, "number": "06 98 76 54 32", "status": "active"}))
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = read(response).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["subscription"]["status"], "active");
+
+    let (status, body) = api
+        .post(&key, "/v1/consent-requests", ask("+33698765432"))
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+
+    let (status, body) = api
+        .post(
+            ADMIN_TOKEN,
+            "/admin/v1/do-not-call",
+            json!({"enterprise_id": beta, "number": "0698765432"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["added"], true);
+    let (status, body) = api
+        .post(&key, "/v1/consent-requests", ask("+33698765432"))
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert_eq!(error_code(&body), "do_not_call_enterprise");
+
+    let response = api
+        .client
+        .put(api.url(&format!("/admin/v1/enterprises/{beta}/status")))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&json!({"status": "suspended"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let (status, body) = api.get(&key, "/v1/consents?number=0698765432").await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(error_code(&body), "enterprise_suspended");
+
+    let (status, _) = api
+        .post(
+            ADMIN_TOKEN,
+            &format!("/admin/v1/api-keys/{key_id}/revoke"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, _) = api.get(&key, "/v1/consents?number=0698765432").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn without_an_admin_token_the_admin_api_is_absent() {
+    let api = Api::start_with(None).await;
+    let (status, body) = api
+        .post(ADMIN_TOKEN, "/admin/v1/enterprises", json!({}))
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(error_code(&body), "not_found");
+}
