@@ -243,6 +243,8 @@ address = "$IP:$UAS_PORT"
 options_interval_secs = 0
 [store]
 url = "sqlite://$SLOTGATE_DB"
+[api]
+listen = ""
 [log]
 level = "warn"
 EOF
