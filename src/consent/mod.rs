@@ -10,6 +10,7 @@
 // One file per concept, and the consent record is one of them: the domain
 // and its central type share a name on purpose.
 #[allow(clippy::module_inception)]
+pub mod choice;
 pub mod consent;
 pub mod dnc;
 pub mod enterprise;
@@ -20,6 +21,7 @@ pub mod subscription;
 
 use std::fmt;
 
+pub use choice::{Choice, OfferedChoice, MAX_LABEL_CHARS};
 pub use consent::{Channel, Consent, ConsentStatus, Evidence, NewConsent, Scope, Window};
 pub use dnc::{DncEntry, DncImportReport, DncRejection, DncRejectionReason, ParsedDncCsv};
 pub use enterprise::{ApiKey, ConsentPolicy, Enterprise, IssuedApiKey, NewEnterprise, TrustStatus};
