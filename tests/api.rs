@@ -757,6 +757,60 @@ async fn the_admin_api_reads_changes_and_removes_enterprises() {
 }
 
 #[tokio::test]
+async fn the_admin_api_reads_and_removes_do_not_call_entries() {
+    let api = Api::start().await;
+    let acme = api.tenant("ACME", ANN).await;
+    let dnc = |method: reqwest::Method, query: &str| {
+        api.client
+            .request(method, api.url(&format!("/admin/v1/do-not-call?{query}")))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+    };
+    let on_acme = format!("enterprise_id={}&number=0612345678", acme.id);
+    let (status, _) = read(dnc(reqwest::Method::GET, &on_acme).await.unwrap()).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    for enterprise_id in [Some(acme.id.as_str()), None] {
+        let (status, body) = api
+            .post(
+                ADMIN_TOKEN,
+                "/admin/v1/do-not-call",
+                json!({"enterprise_id": enterprise_id, "number": ANN, "source": "complaint"}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    // The enterprise's view shows the global entry first: it binds everyone.
+    let (status, body) = read(dnc(reqwest::Method::GET, &on_acme).await.unwrap()).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["number"], ANN);
+    assert!(body.get("enterprise_id").is_none(), "{body}");
+    assert_eq!(body["source"], "complaint");
+
+    let global = "number=%2B33612345678";
+    let response = dnc(reqwest::Method::DELETE, global).await.unwrap();
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    let (status, _) = read(dnc(reqwest::Method::DELETE, global).await.unwrap()).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    // The enterprise's own entry is still there and still refuses.
+    let (status, body) = read(dnc(reqwest::Method::GET, &on_acme).await.unwrap()).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["enterprise_id"], acme.id.as_str());
+    let (status, body) = api.post(&acme.key, "/v1/consent-requests", ask(ANN)).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    let response = dnc(reqwest::Method::DELETE, &on_acme).await.unwrap();
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    let (status, body) = api.post(&acme.key, "/v1/consent-requests", ask(ANN)).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+
+    let (status, body) = read(dnc(reqwest::Method::GET, "number=12").await.unwrap()).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(error_field(&body), "number");
+    let (status, _) = read(dnc(reqwest::Method::GET, "colour=red").await.unwrap()).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
 async fn without_an_admin_token_the_admin_api_is_absent() {
     let api = Api::start_with(None).await;
     let (status, body) = api

@@ -369,6 +369,19 @@ impl Store {
 
     /// The entry that bars `number` for the enterprise (`Some`) or globally;
     /// a global entry is reported first.
+    /// Takes `number` off one list (the global one for `None`); the other
+    /// list keeps its entry. False when it was not on that list.
+    pub async fn remove_do_not_call(
+        &self,
+        enterprise_id: Option<&str>,
+        number: &E164,
+    ) -> Result<bool, ConsentStoreError> {
+        on_engine!(
+            self,
+            remove_do_not_call(enterprise_id.unwrap_or(""), number)
+        )
+    }
+
     pub async fn do_not_call(
         &self,
         enterprise_id: Option<&str>,

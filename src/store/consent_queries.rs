@@ -610,6 +610,20 @@ macro_rules! consent_queries {
                 .map_err(query_error(CONTEXT))
         }
 
+        pub(crate) async fn remove_do_not_call(
+            pool: &Pool<Db>,
+            enterprise_id: &str,
+            number: &E164,
+        ) -> QueryResult<bool> {
+            let done = sqlx::query("DELETE FROM do_not_call WHERE enterprise_id = $1 AND number = $2")
+                .bind(enterprise_id)
+                .bind(number.as_str())
+                .execute(pool)
+                .await
+                .map_err(query_error("removing a do-not-call entry"))?;
+            Ok(done.rows_affected() > 0)
+        }
+
         pub(crate) async fn import_do_not_call(
             pool: &Pool<Db>,
             enterprise_id: &str,
