@@ -169,7 +169,9 @@ impl Store {
     /// The enterprise a presented key belongs to, or `None` if the key is
     /// malformed, unknown, revoked or wrong. Callers still check the
     /// enterprise's status: a suspended enterprise's key is valid but may
-    /// ask nothing.
+    /// ask nothing. A key that verified in the last minute is not hashed
+    /// again (see `key_cache`); its row is still read, so revocation is
+    /// immediate.
     pub async fn verify_api_key(
         &self,
         presented: &str,
@@ -180,17 +182,24 @@ impl Store {
         let Some(key) = on_engine!(self, api_key(id))? else {
             return Ok(None);
         };
+        // Read from the row on every request, cached or not: revocation
+        // takes effect at once on every node.
         if key.revoked_at.is_some() {
             return Ok(None);
         }
-        // argon2 is deliberately slow (tens of milliseconds); off the async
-        // threads it cannot stall the SIP loop that shares the runtime.
-        let (secret, hash) = (secret.to_string(), key.hash.clone());
-        let matches = tokio::task::spawn_blocking(move || verify_secret(&secret, &hash))
-            .await
-            .unwrap_or(false);
-        if !matches {
-            return Ok(None);
+        let now = std::time::Instant::now();
+        if !self.verified_keys.contains(id, secret, &key.hash, now) {
+            // argon2 is deliberately slow (tens of milliseconds); off the
+            // async threads it cannot stall the SIP loop that shares the
+            // runtime.
+            let (owned, hash) = (secret.to_string(), key.hash.clone());
+            let matches = tokio::task::spawn_blocking(move || verify_secret(&owned, &hash))
+                .await
+                .unwrap_or(false);
+            if !matches {
+                return Ok(None);
+            }
+            self.verified_keys.insert(id, secret, &key.hash, now);
         }
         self.enterprise(&key.enterprise_id).await
     }
@@ -205,6 +214,9 @@ impl Store {
         if on_engine!(self, api_key(key_id))?.is_none() {
             return Err(not_found("API key", key_id));
         }
+        // Not needed for correctness (every request reads `revoked_at`),
+        // but a revoked key has no business staying in memory.
+        self.verified_keys.forget(key_id);
         on_engine!(self, revoke_api_key(key_id, now))
     }
 
