@@ -264,6 +264,16 @@ impl Store {
         on_engine!(self, person(id))
     }
 
+    /// The id of the person an identifier names: one lookup, where
+    /// [`person_by_identifier`](Store::person_by_identifier) also reads the
+    /// person.
+    pub async fn person_id_by_identifier(
+        &self,
+        identifier: &Identifier,
+    ) -> Result<Option<String>, ConsentStoreError> {
+        on_engine!(self, person_id_by_identifier(identifier))
+    }
+
     /// The person an identifier (of any kind) names.
     pub async fn person_by_identifier(
         &self,
@@ -309,6 +319,21 @@ impl Store {
         number: &E164,
         now: DateTime<Utc>,
     ) -> Result<Person, ConsentStoreError> {
+        let person_id = self.check_can_ask_id(enterprise_id, number, now).await?;
+        self.person(&person_id)
+            .await?
+            .ok_or(ConsentStoreError::Refused(Refusal::NotSubscribed))
+    }
+
+    /// [`check_can_ask`](Store::check_can_ask) giving only the person's id:
+    /// creating a request needs no more, and reading the whole person is
+    /// two more queries on every API request.
+    async fn check_can_ask_id(
+        &self,
+        enterprise_id: &str,
+        number: &E164,
+        now: DateTime<Utc>,
+    ) -> Result<String, ConsentStoreError> {
         let enterprise = self
             .enterprise(enterprise_id)
             .await?
@@ -322,16 +347,16 @@ impl Store {
                 None => Refusal::DoNotCallGlobal,
             }));
         }
-        let person = self
-            .person_by_identifier(&Identifier::Phone(number.clone()))
+        let person_id = self
+            .person_id_by_identifier(&Identifier::Phone(number.clone()))
             .await?
             .ok_or(ConsentStoreError::Refused(Refusal::NotSubscribed))?;
-        self.subscription(&person.id, enterprise_id)
+        self.subscription(&person_id, enterprise_id)
             .await?
             .ok_or(Refusal::NotSubscribed)
             .and_then(|s| s.ensure_active(now))
             .map_err(ConsentStoreError::Refused)?;
-        Ok(person)
+        Ok(person_id)
     }
 
     /// Puts a number on the enterprise's list (`Some`) or the global one
@@ -486,13 +511,13 @@ impl Store {
         new: NewConsentRequest,
         now: DateTime<Utc>,
     ) -> Result<ConsentRequest, ConsentStoreError> {
-        let person = self
-            .check_can_ask(&new.enterprise_id, &new.number, now)
+        let person_id = self
+            .check_can_ask_id(&new.enterprise_id, &new.number, now)
             .await?;
-        if person.id != new.person_id {
+        if person_id != new.person_id {
             return Err(invalid(
                 "person_id",
-                format!("{} belongs to person {}", new.number, person.id),
+                format!("{} belongs to person {person_id}", new.number),
             ));
         }
         if let Some(bad) = new.options.iter().find(|o| o.end <= o.start) {
