@@ -199,7 +199,9 @@ impl Store {
     /// The enterprise a presented key belongs to, or `None` if the key is
     /// malformed, unknown, revoked or wrong. Callers still check the
     /// enterprise's status: a suspended enterprise's key is valid but may
-    /// ask nothing.
+    /// ask nothing. A key that verified in the last minute is not hashed
+    /// again (see `key_cache`); its row is still read, so revocation is
+    /// immediate.
     pub async fn verify_api_key(
         &self,
         presented: &str,
@@ -210,17 +212,24 @@ impl Store {
         let Some(key) = on_engine!(self, api_key(id))? else {
             return Ok(None);
         };
+        // Read from the row on every request, cached or not: revocation
+        // takes effect at once on every node.
         if key.revoked_at.is_some() {
             return Ok(None);
         }
-        // argon2 is deliberately slow (tens of milliseconds); off the async
-        // threads it cannot stall the SIP loop that shares the runtime.
-        let (secret, hash) = (secret.to_string(), key.hash.clone());
-        let matches = tokio::task::spawn_blocking(move || verify_secret(&secret, &hash))
-            .await
-            .unwrap_or(false);
-        if !matches {
-            return Ok(None);
+        let now = std::time::Instant::now();
+        if !self.verified_keys.contains(id, secret, &key.hash, now) {
+            // argon2 is deliberately slow (tens of milliseconds); off the
+            // async threads it cannot stall the SIP loop that shares the
+            // runtime.
+            let (owned, hash) = (secret.to_string(), key.hash.clone());
+            let matches = tokio::task::spawn_blocking(move || verify_secret(&owned, &hash))
+                .await
+                .unwrap_or(false);
+            if !matches {
+                return Ok(None);
+            }
+            self.verified_keys.insert(id, secret, &key.hash, now);
         }
         self.enterprise(&key.enterprise_id).await
     }
@@ -235,6 +244,9 @@ impl Store {
         if on_engine!(self, api_key(key_id))?.is_none() {
             return Err(not_found("API key", key_id));
         }
+        // Not needed for correctness (every request reads `revoked_at`),
+        // but a revoked key has no business staying in memory.
+        self.verified_keys.forget(key_id);
         on_engine!(self, revoke_api_key(key_id, now))
     }
 
@@ -282,6 +294,16 @@ impl Store {
         on_engine!(self, person(id))
     }
 
+    /// The id of the person an identifier names: one lookup, where
+    /// [`person_by_identifier`](Store::person_by_identifier) also reads the
+    /// person.
+    pub async fn person_id_by_identifier(
+        &self,
+        identifier: &Identifier,
+    ) -> Result<Option<String>, ConsentStoreError> {
+        on_engine!(self, person_id_by_identifier(identifier))
+    }
+
     /// The person an identifier (of any kind) names.
     pub async fn person_by_identifier(
         &self,
@@ -327,6 +349,21 @@ impl Store {
         number: &E164,
         now: DateTime<Utc>,
     ) -> Result<Person, ConsentStoreError> {
+        let person_id = self.check_can_ask_id(enterprise_id, number, now).await?;
+        self.person(&person_id)
+            .await?
+            .ok_or(ConsentStoreError::Refused(Refusal::NotSubscribed))
+    }
+
+    /// [`check_can_ask`](Store::check_can_ask) giving only the person's id:
+    /// creating a request needs no more, and reading the whole person is
+    /// two more queries on every API request.
+    async fn check_can_ask_id(
+        &self,
+        enterprise_id: &str,
+        number: &E164,
+        now: DateTime<Utc>,
+    ) -> Result<String, ConsentStoreError> {
         let enterprise = self
             .enterprise(enterprise_id)
             .await?
@@ -340,16 +377,16 @@ impl Store {
                 None => Refusal::DoNotCallGlobal,
             }));
         }
-        let person = self
-            .person_by_identifier(&Identifier::Phone(number.clone()))
+        let person_id = self
+            .person_id_by_identifier(&Identifier::Phone(number.clone()))
             .await?
             .ok_or(ConsentStoreError::Refused(Refusal::NotSubscribed))?;
-        self.subscription(&person.id, enterprise_id)
+        self.subscription(&person_id, enterprise_id)
             .await?
             .ok_or(Refusal::NotSubscribed)
             .and_then(|s| s.ensure_active(now))
             .map_err(ConsentStoreError::Refused)?;
-        Ok(person)
+        Ok(person_id)
     }
 
     /// Puts a number on the enterprise's list (`Some`) or the global one
@@ -517,13 +554,13 @@ impl Store {
         new: NewConsentRequest,
         now: DateTime<Utc>,
     ) -> Result<ConsentRequest, ConsentStoreError> {
-        let person = self
-            .check_can_ask(&new.enterprise_id, &new.number, now)
+        let person_id = self
+            .check_can_ask_id(&new.enterprise_id, &new.number, now)
             .await?;
-        if person.id != new.person_id {
+        if person_id != new.person_id {
             return Err(invalid(
                 "person_id",
-                format!("{} belongs to person {}", new.number, person.id),
+                format!("{} belongs to person {person_id}", new.number),
             ));
         }
         if let Some(bad) = new.options.iter().find(|o| o.end <= o.start) {
