@@ -209,29 +209,29 @@ impl Store {
         let Some((id, secret)) = split_api_key(presented) else {
             return Ok(None);
         };
-        let Some(key) = on_engine!(self, api_key(id))? else {
+        let Some((hash, revoked, enterprise)) = on_engine!(self, api_key_holder(id))? else {
             return Ok(None);
         };
         // Read from the row on every request, cached or not: revocation
         // takes effect at once on every node.
-        if key.revoked_at.is_some() {
+        if revoked {
             return Ok(None);
         }
         let now = std::time::Instant::now();
-        if !self.verified_keys.contains(id, secret, &key.hash, now) {
+        if !self.verified_keys.contains(id, secret, &hash, now) {
             // argon2 is deliberately slow (tens of milliseconds); off the
             // async threads it cannot stall the SIP loop that shares the
             // runtime.
-            let (owned, hash) = (secret.to_string(), key.hash.clone());
-            let matches = tokio::task::spawn_blocking(move || verify_secret(&owned, &hash))
+            let (owned, stored) = (secret.to_string(), hash.clone());
+            let matches = tokio::task::spawn_blocking(move || verify_secret(&owned, &stored))
                 .await
                 .unwrap_or(false);
             if !matches {
                 return Ok(None);
             }
-            self.verified_keys.insert(id, secret, &key.hash, now);
+            self.verified_keys.insert(id, secret, &hash, now);
         }
-        self.enterprise(&key.enterprise_id).await
+        Ok(Some(enterprise))
     }
 
     /// Revokes a key at once. Revoking a revoked key keeps the first
@@ -364,29 +364,9 @@ impl Store {
         number: &E164,
         now: DateTime<Utc>,
     ) -> Result<String, ConsentStoreError> {
-        let enterprise = self
-            .enterprise(enterprise_id)
-            .await?
+        let facts = on_engine!(self, ask_facts(enterprise_id, number))?
             .ok_or_else(|| not_found("enterprise", enterprise_id))?;
-        enterprise
-            .ensure_may_ask()
-            .map_err(ConsentStoreError::Refused)?;
-        if let Some(entry) = self.do_not_call(Some(enterprise_id), number).await? {
-            return Err(ConsentStoreError::Refused(match entry.enterprise_id {
-                Some(_) => Refusal::DoNotCallEnterprise,
-                None => Refusal::DoNotCallGlobal,
-            }));
-        }
-        let person_id = self
-            .person_id_by_identifier(&Identifier::Phone(number.clone()))
-            .await?
-            .ok_or(ConsentStoreError::Refused(Refusal::NotSubscribed))?;
-        self.subscription(&person_id, enterprise_id)
-            .await?
-            .ok_or(Refusal::NotSubscribed)
-            .and_then(|s| s.ensure_active(now))
-            .map_err(ConsentStoreError::Refused)?;
-        Ok(person_id)
+        facts.may_ask(now).map_err(ConsentStoreError::Refused)
     }
 
     /// Puts a number on the enterprise's list (`Some`) or the global one
@@ -655,6 +635,34 @@ impl Store {
                 Transition::Applied,
             )),
         }
+    }
+}
+
+/// What decides whether an enterprise may ask a number, read at once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct AskFacts {
+    pub trust: TrustStatus,
+    /// The list the number is on, if any: `Some(None)` is the global list.
+    pub do_not_call: Option<Option<String>>,
+    pub person_id: Option<String>,
+    pub subscription: Option<Subscription>,
+}
+
+impl AskFacts {
+    /// The person's id when everything allows asking; the first rule that
+    /// forbids it otherwise, in the order the refusals are documented.
+    fn may_ask(self, now: DateTime<Utc>) -> Result<String, Refusal> {
+        self.trust.ensure_may_ask()?;
+        match self.do_not_call {
+            Some(Some(_)) => return Err(Refusal::DoNotCallEnterprise),
+            Some(None) => return Err(Refusal::DoNotCallGlobal),
+            None => {}
+        }
+        let person_id = self.person_id.ok_or(Refusal::NotSubscribed)?;
+        self.subscription
+            .ok_or(Refusal::NotSubscribed)?
+            .ensure_active(now)?;
+        Ok(person_id)
     }
 }
 
