@@ -7,10 +7,11 @@
 //! (`crate::store`) persists them and runs the checks that need data. Nothing
 //! here knows about SIP, HTTP or a clock: the current time is always passed in.
 
+pub mod calling_hours;
+pub mod choice;
 // One file per concept, and the consent record is one of them: the domain
 // and its central type share a name on purpose.
 #[allow(clippy::module_inception)]
-pub mod choice;
 pub mod consent;
 pub mod dnc;
 pub mod enterprise;
@@ -21,6 +22,7 @@ pub mod subscription;
 
 use std::fmt;
 
+pub use calling_hours::{CallingHours, CallingHoursError, CallingWindow};
 pub use choice::{Choice, OfferedChoice, MAX_LABEL_CHARS};
 pub use consent::{Channel, Consent, ConsentStatus, Evidence, NewConsent, Scope, Window};
 pub use dnc::{DncEntry, DncImportReport, DncRejection, DncRejectionReason, ParsedDncCsv};
