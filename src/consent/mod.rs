@@ -17,6 +17,7 @@ pub mod dnc;
 pub mod enterprise;
 pub mod number;
 pub mod person;
+pub mod prompt_options;
 pub mod request;
 pub mod subscription;
 
@@ -29,6 +30,10 @@ pub use dnc::{DncEntry, DncImportReport, DncRejection, DncRejectionReason, Parse
 pub use enterprise::{ApiKey, ConsentPolicy, Enterprise, IssuedApiKey, NewEnterprise, TrustStatus};
 pub use number::{NumberError, Region, E164};
 pub use person::{Identifier, IdentifierKind, Person};
+pub use prompt_options::{
+    build_options, candidate_options, NamedRange, OptionPolicy, OptionPolicyError,
+    RBM_MAX_SUGGESTIONS,
+};
 pub use request::{
     Answer, ConsentRequest, NewConsentRequest, RequestEvent, RequestState, SlotOption, Transition,
     TransitionError,
