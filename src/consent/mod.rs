@@ -20,6 +20,7 @@ pub mod person;
 pub mod prompt_options;
 pub mod request;
 pub mod subscription;
+pub mod template;
 
 use std::fmt;
 
@@ -39,6 +40,10 @@ pub use request::{
     TransitionError,
 };
 pub use subscription::{Subscription, SubscriptionStatus};
+pub use template::{
+    sms_reply_line, Placeholder, PromptTemplate, PromptTemplates, PromptValues, TemplateError,
+    DEFAULT_TEMPLATE, FALLBACK_LOCALE,
+};
 
 /// Why slotgate will not contact a person on an enterprise's behalf.
 ///
