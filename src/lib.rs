@@ -12,6 +12,7 @@ pub mod config;
 pub mod consent;
 pub mod sip;
 pub mod store;
+pub mod timing;
 
 use std::future::Future;
 use std::net::SocketAddr;
