@@ -3,7 +3,9 @@
 //! Enterprises (trusted entities with API keys and a consent policy), the
 //! people they call and those people's identifiers, subscriptions between
 //! the two, consents with their evidence, consent requests (a sans-I/O state
-//! machine) and do-not-call lists. These types hold the rules; the store
+//! machine), do-not-call lists, and what a prompt puts to the person: the
+//! options offered inside the callee's calling hours and the enterprise's
+//! wording of the question. These types hold the rules; the store
 //! (`crate::store`) persists them and runs the checks that need data. Nothing
 //! here knows about SIP, HTTP or a clock: the current time is always passed in.
 

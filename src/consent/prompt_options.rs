@@ -533,6 +533,24 @@ mod tests {
     }
 
     #[test]
+    fn tomorrow_slots_follow_the_clock_change() {
+        // Paris springs forward overnight: 08:00 is 07:00 UTC on the 28th
+        // and 06:00 UTC on the 29th.
+        let now = local(Paris, 2026, 3, 28, 20, 50);
+        let options = natural(&OptionPolicy::default(), Paris, now);
+        assert_eq!(options[0].label, "Tomorrow 8:00 AM");
+        assert_eq!(options[0].postback, "slot:2026-03-29T06:00:00Z");
+        let evening = options
+            .iter()
+            .find(|o| o.label == "Tomorrow evening 5–9 PM")
+            .unwrap();
+        assert_eq!(
+            evening.postback,
+            "range:2026-03-29T15:00:00Z/2026-03-29T19:00:00Z"
+        );
+    }
+
+    #[test]
     fn after_hours_only_tomorrow_is_offered() {
         let now = local(Paris, 2026, 6, 15, 23, 0);
         let options = natural(&OptionPolicy::default(), Paris, now);
