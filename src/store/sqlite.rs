@@ -58,9 +58,15 @@ pub(super) async fn connect(rest: &str) -> Result<SqlitePool, StoreError> {
             .max_lifetime(None);
         options
     } else {
-        // WAL lets readers (API, dashboard) run while the recorder writes;
-        // with WAL, NORMAL sync is crash-safe and only risks the last
+        // WAL lets other processes (`slotgate dnc import`, an operator's
+        // sqlite3) read while slotgate writes; with WAL, NORMAL sync is crash-safe and only risks the last
         // transactions on power loss, a fair price for call records.
+        // One connection: SQLite has one writer at a time anyway, and with
+        // several connections a writer that finds the lock taken sleeps in
+        // SQLite's busy handler (1, 2, 5 … 100 ms steps) instead of queueing.
+        // Measured with the API bench: 1,600 creations/s and p99 67 ms with
+        // one connection, under 1,100/s and p99 > 120 ms with ten.
+        pool = pool.max_connections(1);
         options
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
