@@ -44,7 +44,7 @@
 //!   that long after the reply.
 //! * **Clock times**: "5pm", "5:30 pm", "17:30", "17.30", "1730", "at 5",
 //!   "noon", "tonight at 8", "tomorrow 9am", "monday at 10". Times are
-//!   resolved in the person's zone by the rules of [`calendar`]: a bare hour
+//!   resolved in the person's zone (see `calendar.rs`): a bare hour
 //!   is read inside calling hours (08:00–21:00), a time already past today
 //!   means tomorrow unless "today" was said (then it is unclear), "monday"
 //!   said on a Monday after the time means next week.
@@ -55,8 +55,13 @@
 //!   under way starts now.
 //!
 //! A time answer is a slot `slot_length` long. When the answer is exactly
-//! one of the offered choices, [`Reading::Picked::matched`] names it and the
-//! offered slot is returned as offered.
+//! one of the offered choices, `matched` names it and the offered slot is
+//! returned as offered; otherwise `matched` is `None` and the answer is the
+//! person's own (an explicit "now" or "no" is the answer even when now or
+//! don't-call was not offered: whether it is allowed is the gate's call).
+//!
+//! Replies longer than [`MAX_REPLY_BYTES`] are unclear, except that their
+//! first [`MAX_REPLY_BYTES`] are still checked for a revocation keyword.
 
 mod calendar;
 mod tokens;
@@ -121,7 +126,18 @@ pub fn read_postback(postback: &str, ctx: &ReplyContext<'_>) -> Reading {
 /// Reads a free-text reply (see the module comment for the rules).
 pub fn read_text(text: &str, ctx: &ReplyContext<'_>) -> Reading {
     if text.len() > MAX_REPLY_BYTES {
-        return Reading::Unclear;
+        // Too long to be an answer, but an opt-out must not be lost to a
+        // pasted signature: its start is still checked for a keyword.
+        let mut cut = MAX_REPLY_BYTES;
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        let start = tokenize(text.get(..cut).unwrap_or_default());
+        return if is_revocation(&start) {
+            Reading::Revoke
+        } else {
+            Reading::Unclear
+        };
     }
     let tokens = tokenize(text);
     if is_revocation(&tokens) {
@@ -241,7 +257,7 @@ fn recognise(t: &[Token], items: &mut Vec<Item>) -> Option<usize> {
         (Some("not"), Some("now"), _) => Some((Item::NotNow, 2)),
         (Some("do"), Some("not"), _) => Some((Item::Negation, 2)),
         (Some("don't" | "dont" | "not" | "won't"), _, _) => Some((Item::Negation, 1)),
-        (Some("no" | "nope" | "nah"), _, _) => Some((Item::No, 1)),
+        (Some("no" | "nope" | "nah" | "n"), _, _) => Some((Item::No, 1)),
         (Some("right" | "straight"), Some("now" | "away"), _) => Some((Item::Now, 2)),
         (Some("now" | "asap" | "immediately" | "rn"), _, _) => Some((Item::Now, 1)),
         _ => None,
@@ -302,7 +318,7 @@ fn recognise(t: &[Token], items: &mut Vec<Item>) -> Option<usize> {
 const AFFIRM: &[&str] = &[
     "yes", "yeah", "yep", "yup", "ya", "yea", "yess", "yesss", "y", "ok", "okay", "okey", "k",
     "kk", "sure", "fine", "alright", "absolutely", "definitely", "certainly", "go", "ahead",
-    "anytime", "call", "ring", "phone",
+    "anytime", "whenever", "call", "ring", "phone",
 ];
 
 #[rustfmt::skip]
@@ -320,7 +336,7 @@ const FILLER: &[&str] = &[
     "and", "the", "a", "an", "in", "at", "on", "of", "to", "hi", "hello", "hey", "lol", "um",
     "uh", "oh", "well", "just", "maybe", "probably", "try", "give", "back", "o'clock", "oclock",
     "ish", "time", "any", "again", "there", "here", "sir", "dear", "like", "want", "called",
-    "sounds", "do", "am", "are", "about", "around", "if", "yall", "calls",
+    "sounds", "do", "am", "are", "about", "around", "if", "yall", "calls", "sometime",
 ];
 
 fn number_word(w: &str) -> Option<u32> {
@@ -685,6 +701,12 @@ fn pick(t: &[Token]) -> Option<(u32, usize)> {
     }
     if t.get(i) == Some(&Token::Hash) {
         i += 1;
+    }
+    // "option two": a number word is an option only after such a keyword.
+    if i > 0 {
+        if let Some(n) = w(i).and_then(number_word).filter(|n| *n <= 12) {
+            return Some((n, i + 1));
+        }
     }
     let Some(Token::Number {
         value: Some(n),

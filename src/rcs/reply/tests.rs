@@ -137,6 +137,8 @@ fn english_phrasings_on_a_tuesday_afternoon_in_new_york() {
         ("Option #4", decline()),
         ("4", decline()),
         ("the second one", fifteen()),
+        ("option two", fifteen()),
+        ("2nd option", fifteen()),
         ("3rd", five_pm()),
         ("2 please", fifteen()),
         ("5", unclear()),
@@ -165,6 +167,12 @@ fn english_phrasings_on_a_tuesday_afternoon_in_new_york() {
         ("ok thanks", now(Some(0))),
         ("call me", now(Some(0))),
         ("go ahead", now(Some(0))),
+        ("Y", now(Some(0))),
+        ("K", now(Some(0))),
+        ("whenever", now(Some(0))),
+        ("Yes please", now(Some(0))),
+        ("yes 2", fifteen()),
+        ("No. 2", fifteen()),
         ("busy now", unclear()),
         ("can't talk right now", unclear()),
         ("not now", unclear()),
@@ -193,7 +201,10 @@ fn english_phrasings_on_a_tuesday_afternoon_in_new_york() {
         ("after 20 minutes", in_min(20)),
         ("busy, call me in 20 min", in_min(20)),
         ("driving, call in an hour", in_min(60)),
+        ("in 5", in_min(5)),
+        ("2 mins", in_min(2)),
         ("in 3 days", unclear()),
+        ("5-10 minutes", unclear()),
         ("in 25 hours", unclear()),
         ("in a bit", unclear()),
         ("in a few minutes", unclear()),
@@ -218,6 +229,9 @@ fn english_phrasings_on_a_tuesday_afternoon_in_new_york() {
         ("how about 4:30?", slot("2026-03-10 16:30")),
         ("4:30 works for me", slot("2026-03-10 16:30")),
         ("2:30", slot("2026-03-10 14:30")),
+        ("5:30", slot("2026-03-10 17:30")),
+        ("around 5:30", slot("2026-03-10 17:30")),
+        ("Can you call at 3:15?", slot("2026-03-10 15:15")),
         ("around 7ish", slot("2026-03-10 19:00")),
         ("at 8", slot("2026-03-10 20:00")),
         ("tonight at 8", slot("2026-03-10 20:00")),
@@ -245,6 +259,8 @@ fn english_phrasings_on_a_tuesday_afternoon_in_new_york() {
         ("monday at 10", slot("2026-03-16 10:00")),
         ("Monday 10am", slot("2026-03-16 10:00")),
         ("at 10 on thursday", slot("2026-03-12 10:00")),
+        ("call me at 5 tomorrow", slot("2026-03-11 17:00")),
+        ("5pm tmrw pls", slot("2026-03-11 17:00")),
         ("tomorrow morning at 9pm", unclear()),
         // Ranges and parts of the day.
         ("tonight", range("2026-03-10 17:00", "2026-03-10 21:00")),
@@ -312,12 +328,32 @@ fn english_phrasings_on_a_tuesday_afternoon_in_new_york() {
             range("2026-03-11 18:00", "2026-03-11 21:00"),
         ),
         ("after 10pm", unclear()),
+        (
+            "I'm free after 6",
+            range("2026-03-10 18:00", "2026-03-10 21:00"),
+        ),
+        (
+            "I'm available between 2 and 4 tomorrow",
+            range("2026-03-11 14:00", "2026-03-11 16:00"),
+        ),
+        (
+            "any time tomorrow",
+            range("2026-03-11 08:00", "2026-03-11 21:00"),
+        ),
+        (
+            "sometime this afternoon",
+            range_at(reply_at, at("2026-03-10 17:00")),
+        ),
+        ("Sat morning", range("2026-03-14 09:00", "2026-03-14 12:00")),
+        ("not before 10", unclear()),
+        ("after work", unclear()),
         // Don't call.
         ("no", decline()),
         ("No.", decline()),
         ("No thanks", decline()),
         ("no thank you", decline()),
         ("nope", decline()),
+        ("N", decline()),
         ("don't call", decline()),
         ("Don\u{2019}t call me", decline()),
         ("do not call me", decline()),
@@ -339,6 +375,7 @@ fn english_phrasings_on_a_tuesday_afternoon_in_new_york() {
         ("\u{1f642}", unclear()),
         ("who is this?", unclear()),
         ("wrong number", unclear()),
+        ("HELP", unclear()),
         ("maybe", unclear()),
         ("5 or 6", unclear()),
         ("at 25", unclear()),
@@ -607,7 +644,12 @@ fn input_longer_than_the_cap_is_unclear() {
         now: utc("2026-03-10 18:05"),
         slot_length: SLOT,
     };
-    let long = format!("stop {}", "a".repeat(MAX_REPLY_BYTES));
+    let long = format!("in 15 min {}", "a".repeat(MAX_REPLY_BYTES));
+    assert_eq!(read_text(&long, &ctx), Reading::Unclear);
+    // An opt-out at the start of a long message is still an opt-out.
+    let long = format!("STOP! {}", "\u{e9}".repeat(MAX_REPLY_BYTES));
+    assert_eq!(read_text(&long, &ctx), Reading::Revoke);
+    let long = format!("{} stop", "a ".repeat(MAX_REPLY_BYTES));
     assert_eq!(read_text(&long, &ctx), Reading::Unclear);
     assert_eq!(read_text(&"9".repeat(5000), &ctx), Reading::Unclear);
 }
@@ -742,7 +784,7 @@ fn random_replies_never_panic_and_never_name_the_past() {
         };
         let reading = read_text(&text, &ctx);
         let _ = read_postback(&text, &ctx);
-        if text.len() > MAX_REPLY_BYTES {
+        if text.len() > MAX_REPLY_BYTES && reading != Reading::Revoke {
             assert_eq!(reading, Reading::Unclear, "{text:?}");
         }
         if let Reading::Picked { answer, .. } = reading {
