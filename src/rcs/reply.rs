@@ -60,8 +60,19 @@
 //! person's own (an explicit "now" or "no" is the answer even when now or
 //! don't-call was not offered: whether it is allowed is the gate's call).
 //!
+//! Times said with am/pm or in 24-hour form are taken as said, even outside
+//! calling hours ("5am"): holding a call until calling hours is the pacer's
+//! job, not a reason to ask again. A range that would start at or after
+//! the end of the calling day ("after 10pm") is unclear.
+//!
 //! Replies longer than [`MAX_REPLY_BYTES`] are unclear, except that their
 //! first [`MAX_REPLY_BYTES`] are still checked for a revocation keyword.
+//!
+//! The reader only reads. Applying a [`Reading::Revoke`] or a don't-call
+//! answer (revoking the person's consents for the enterprise, the
+//! do-not-call entry, the CRM event, the one confirmation from
+//! [`super::confirm`]) and making a duplicate delivery count once are the
+//! caller's, against the store.
 
 mod calendar;
 mod tokens;
@@ -150,14 +161,8 @@ pub fn read_text(text: &str, ctx: &ReplyContext<'_>) -> Reading {
 }
 
 /// Keywords that revoke whatever follows them.
-const REVOKE_ALWAYS: &[&str] = &[
-    "stop",
-    "stopall",
-    "unsubscribe",
-    "unsub",
-    "revoke",
-    "optout",
-];
+#[rustfmt::skip]
+const REVOKE_ALWAYS: &[&str] = &["stop", "stopall", "unsubscribe", "unsub", "revoke", "optout"];
 /// Keywords that are also ordinary words: they revoke only alone or
 /// followed by one of [`REVOKE_CONTINUATIONS`].
 const REVOKE_ALONE: &[&str] = &["end", "quit", "cancel"];
@@ -172,7 +177,13 @@ const REVOKE_LEAD_INS: &[&str] = &["please", "pls", "plz", "just", "ok", "okay",
 fn is_revocation(tokens: &[Token]) -> bool {
     let mut rest = tokens;
     while let Some((first, tail)) = rest.split_first() {
-        if first.word().is_some_and(|w| REVOKE_LEAD_INS.contains(&w)) {
+        let lead_in = match first {
+            Token::Word(w) => REVOKE_LEAD_INS.contains(&w.as_str()),
+            // "- STOP", "#stop"
+            Token::Colon | Token::Dash | Token::Hash => true,
+            Token::Number { .. } => false,
+        };
+        if lead_in {
             rest = tail;
         } else {
             break;

@@ -229,7 +229,7 @@ impl Calendar {
                 return Some(match end {
                     None => Answer::Slot(SlotOption {
                         start: *start,
-                        end: *start + self.slot_length,
+                        end: start.checked_add_signed(self.slot_length)?,
                     }),
                     Some(end) => Answer::Range {
                         start: *start,

@@ -444,6 +444,8 @@ fn every_revocation_keyword_in_any_case_and_punctuation() {
         "quit calling me",
         "unsubscribe me please",
         "\tstop\n",
+        "- STOP",
+        "#stop",
     ];
     let misread: Vec<(&str, Reading)> = phrasings
         .iter()
