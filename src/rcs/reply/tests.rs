@@ -200,6 +200,8 @@ fn english_phrasings_on_a_tuesday_afternoon_in_new_york() {
         ("10 minutes from now", in_min(10)),
         ("after 20 minutes", in_min(20)),
         ("busy, call me in 20 min", in_min(20)),
+        ("busy now, call at 5", five_pm()),
+        ("in a meeting, try 5pm", five_pm()),
         ("driving, call in an hour", in_min(60)),
         ("in 5", in_min(5)),
         ("2 mins", in_min(2)),
@@ -564,6 +566,22 @@ fn across_the_date_line_in_auckland_and_kolkata() {
             ("wednesday at 10", slot("2026-03-10 21:00")),
             ("tuesday at 10", slot("2026-03-16 21:00")),
             ("in 15 min", slot_at(utc("2026-03-10 11:45"), Some(1))),
+        ],
+    );
+
+    // Saturday 2026-04-04 20:00 NZDT; at 03:00 on Sunday the clocks go back
+    // to 02:00 NZST, so 02:30 happens twice: the first (NZDT, UTC+13).
+    let ctx = ReplyContext {
+        offered: &[],
+        now: utc("2026-04-04 07:00"),
+        ..ctx
+    };
+    check(
+        &ctx,
+        &[
+            ("tomorrow 2:30am", slot("2026-04-04 13:30")),
+            ("tomorrow 9am", slot("2026-04-04 21:00")),
+            ("tomorrow 8", slot("2026-04-04 20:00")),
         ],
     );
 
