@@ -13,6 +13,7 @@ pub mod consent;
 pub mod rcs;
 pub mod sip;
 pub mod store;
+pub mod timing;
 
 use std::future::Future;
 use std::net::SocketAddr;

@@ -134,6 +134,17 @@ impl Api {
         read(response).await
     }
 
+    /// Runs `sql` on a connection of its own, outside the store.
+    async fn execute(&self, sql: &str) {
+        let url = format!(
+            "sqlite://{}",
+            self._dir.path().join("slotgate.db").display()
+        );
+        let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+        sqlx::query(sql).execute(&pool).await.unwrap();
+        pool.close().await;
+    }
+
     async fn count(&self, table: &str) -> i64 {
         let url = format!(
             "sqlite://{}",
@@ -206,6 +217,55 @@ async fn keys_missing_wrong_or_revoked_are_401() {
         .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert_eq!(error_code(&body), "unauthorized");
+}
+
+/// Keys that verified are not hashed again for a while; that must never
+/// let a wrong or revoked key through.
+#[tokio::test]
+async fn a_verified_key_is_remembered_but_revocation_is_immediate() {
+    let api = Api::start().await;
+    let acme = api.tenant("ACME", ANN).await;
+    let path = "/v1/consents?number=%2B33612345678";
+    for _ in 0..2 {
+        let (status, _) = api.get(&acme.key, path).await;
+        assert_eq!(status, StatusCode::OK);
+    }
+
+    // A wrong secret for the remembered key id is refused, every time, and
+    // does not displace the right one.
+    let wrong = format!("sg_{}_{}", acme.key_id, "0".repeat(48));
+    for _ in 0..2 {
+        let (status, _) = api.get(&wrong, path).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+    let (status, _) = api.get(&acme.key, path).await;
+    assert_eq!(status, StatusCode::OK);
+
+    // Revoked behind this node's back (as another node would), the
+    // remembered key is refused on the very next request.
+    api.execute(&format!(
+        "UPDATE api_keys SET revoked_at = '2024-01-01T00:00:00.000000Z' WHERE id = '{}'",
+        acme.key_id
+    ))
+    .await;
+    let (status, body) = api.get(&acme.key, path).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(error_code(&body), "unauthorized");
+
+    // And through the admin API, on this node.
+    let beta = api.tenant("Beta", "+33698765432").await;
+    let (status, _) = api.get(&beta.key, "/v1/consents?number=0698765432").await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = api
+        .post(
+            ADMIN_TOKEN,
+            &format!("/admin/v1/api-keys/{}/revoke", beta.key_id),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, _) = api.get(&beta.key, "/v1/consents?number=0698765432").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
 }
 
 #[tokio::test]
@@ -754,6 +814,60 @@ async fn the_admin_api_reads_changes_and_removes_enterprises() {
         .get(ADMIN_TOKEN, &format!("/admin/v1/enterprises/{beta}"))
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn the_admin_api_reads_and_removes_do_not_call_entries() {
+    let api = Api::start().await;
+    let acme = api.tenant("ACME", ANN).await;
+    let dnc = |method: reqwest::Method, query: &str| {
+        api.client
+            .request(method, api.url(&format!("/admin/v1/do-not-call?{query}")))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+    };
+    let on_acme = format!("enterprise_id={}&number=0612345678", acme.id);
+    let (status, _) = read(dnc(reqwest::Method::GET, &on_acme).await.unwrap()).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    for enterprise_id in [Some(acme.id.as_str()), None] {
+        let (status, body) = api
+            .post(
+                ADMIN_TOKEN,
+                "/admin/v1/do-not-call",
+                json!({"enterprise_id": enterprise_id, "number": ANN, "source": "complaint"}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    // The enterprise's view shows the global entry first: it binds everyone.
+    let (status, body) = read(dnc(reqwest::Method::GET, &on_acme).await.unwrap()).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["number"], ANN);
+    assert!(body.get("enterprise_id").is_none(), "{body}");
+    assert_eq!(body["source"], "complaint");
+
+    let global = "number=%2B33612345678";
+    let response = dnc(reqwest::Method::DELETE, global).await.unwrap();
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    let (status, _) = read(dnc(reqwest::Method::DELETE, global).await.unwrap()).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    // The enterprise's own entry is still there and still refuses.
+    let (status, body) = read(dnc(reqwest::Method::GET, &on_acme).await.unwrap()).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["enterprise_id"], acme.id.as_str());
+    let (status, body) = api.post(&acme.key, "/v1/consent-requests", ask(ANN)).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    let response = dnc(reqwest::Method::DELETE, &on_acme).await.unwrap();
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    let (status, body) = api.post(&acme.key, "/v1/consent-requests", ask(ANN)).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+
+    let (status, body) = read(dnc(reqwest::Method::GET, "number=12").await.unwrap()).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(error_field(&body), "number");
+    let (status, _) = read(dnc(reqwest::Method::GET, "colour=red").await.unwrap()).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
 }
 
 #[tokio::test]

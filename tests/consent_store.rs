@@ -1055,6 +1055,18 @@ async fn do_not_call_lists_refuse_contact(db: TestDb) {
         .unwrap()
         .unwrap();
     assert_eq!(entry.enterprise_id, None);
+
+    // Removing the global entry leaves the enterprise's own in force.
+    assert!(store.remove_do_not_call(None, &ann).await.unwrap());
+    assert!(!store.remove_do_not_call(None, &ann).await.unwrap());
+    assert!(store.check_can_ask(&other.id, &ann, at(6)).await.is_ok());
+    let r = refusal(store.check_can_ask(&enterprise, &ann, at(6)).await);
+    assert_eq!(r, Refusal::DoNotCallEnterprise);
+    assert!(store
+        .remove_do_not_call(Some(&enterprise), &ann)
+        .await
+        .unwrap());
+    assert!(store.check_can_ask(&enterprise, &ann, at(7)).await.is_ok());
 }
 
 async fn dnc_csv_import_reports_each_row(db: TestDb) {

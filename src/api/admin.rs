@@ -7,14 +7,15 @@
 //! enterprise key can never reach these routes. The token is compared in
 //! constant time so response timing does not leak its prefix.
 
-use axum::extract::{FromRequestParts, Path, State};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{FromRequestParts, Path, Query, State};
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::Json;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 
 use super::consent_requests::parse_number;
 use super::errors::{ApiError, ErrorBody};
@@ -509,6 +510,98 @@ pub async fn add_do_not_call(
         number: number.as_str().to_string(),
         added,
     }))
+}
+
+/// Names one number on one list: an enterprise's, or the global one.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct DoNotCallQuery {
+    /// The enterprise whose list to look at; absent: the global list.
+    pub enterprise_id: Option<String>,
+    pub number: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DoNotCallView {
+    pub number: String,
+    /// Absent for the global list.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub enterprise_id: Option<String>,
+    pub source: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// The number as `query` names it, read in the enterprise's region.
+async fn listed_number(state: &ApiState, query: &DoNotCallQuery) -> Result<E164, ApiError> {
+    match &query.enterprise_id {
+        Some(id) => {
+            let enterprise = state
+                .store
+                .enterprise(id)
+                .await?
+                .ok_or_else(|| ApiError::not_found("enterprise", id))?;
+            parse_number(&enterprise, &query.number)
+        }
+        None => {
+            E164::parse(&query.number, None).map_err(|e| ApiError::invalid("number", e.to_string()))
+        }
+    }
+}
+
+/// Whether a number may be called: the entry that forbids it, from the
+/// enterprise's list or the global one.
+#[utoipa::path(get, path = "/admin/v1/do-not-call", tag = "admin",
+    params(DoNotCallQuery),
+    responses(
+        (status = 200, description = "The entry that forbids calling", body = DoNotCallView),
+        (status = 404, description = "Not listed (or no such enterprise)", body = ErrorBody),
+        (status = 422, description = "Invalid field", body = ErrorBody)),
+    security(("admin_token" = [])))]
+pub async fn get_do_not_call(
+    State(state): State<ApiState>,
+    _: Admin,
+    query: Result<Query<DoNotCallQuery>, QueryRejection>,
+) -> Result<Json<DoNotCallView>, ApiError> {
+    let Query(query) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let number = listed_number(&state, &query).await?;
+    let entry = state
+        .store
+        .do_not_call(query.enterprise_id.as_deref(), &number)
+        .await?
+        .ok_or_else(|| ApiError::not_found("do-not-call entry", number.as_str()))?;
+    Ok(Json(DoNotCallView {
+        number: entry.number.as_str().to_string(),
+        enterprise_id: entry.enterprise_id,
+        source: entry.source,
+        created_at: entry.created_at,
+    }))
+}
+
+/// Take a number off one list (an entry added by mistake); the other list
+/// is not touched.
+#[utoipa::path(delete, path = "/admin/v1/do-not-call", tag = "admin",
+    params(DoNotCallQuery),
+    responses(
+        (status = 204, description = "Removed"),
+        (status = 404, description = "Not on that list (or no such enterprise)", body = ErrorBody),
+        (status = 422, description = "Invalid field", body = ErrorBody)),
+    security(("admin_token" = [])))]
+pub async fn remove_do_not_call(
+    State(state): State<ApiState>,
+    _: Admin,
+    query: Result<Query<DoNotCallQuery>, QueryRejection>,
+) -> Result<StatusCode, ApiError> {
+    let Query(query) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let number = listed_number(&state, &query).await?;
+    if !state
+        .store
+        .remove_do_not_call(query.enterprise_id.as_deref(), &number)
+        .await?
+    {
+        return Err(ApiError::not_found("do-not-call entry", number.as_str()));
+    }
+    tracing::info!(number = %number.as_str(), enterprise = ?query.enterprise_id, "do-not-call entry removed by the operator");
+    Ok(StatusCode::NO_CONTENT)
 }
 
 #[cfg(test)]

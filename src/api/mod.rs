@@ -75,7 +75,12 @@ pub fn router(store: Store, config: &ApiConfig) -> Router {
             post(admin::revoke_api_key),
         )
         .route("/admin/v1/subscriptions", put(admin::set_subscription))
-        .route("/admin/v1/do-not-call", post(admin::add_do_not_call))
+        .route(
+            "/admin/v1/do-not-call",
+            post(admin::add_do_not_call)
+                .get(admin::get_do_not_call)
+                .delete(admin::remove_do_not_call),
+        )
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/openapi.json", get(openapi::openapi_json))

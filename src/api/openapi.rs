@@ -32,6 +32,8 @@ use super::{admin, consent_requests, consents, errors, health, people};
         admin::revoke_api_key,
         admin::set_subscription,
         admin::add_do_not_call,
+        admin::get_do_not_call,
+        admin::remove_do_not_call,
     ),
     components(schemas(
         consent_requests::CreateConsentRequest,
@@ -58,6 +60,7 @@ use super::{admin, consent_requests, consents, errors, health, people};
         admin::SubscriptionSet,
         admin::AddDoNotCall,
         admin::DoNotCallAdded,
+        admin::DoNotCallView,
     )),
     modifiers(&BearerKey)
 )]

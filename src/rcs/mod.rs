@@ -1,17 +1,23 @@
-//! The consent channels' room: how slotgate talks with the person it asks.
+//! Consent channels: how a prompt reaches a person and how their answer
+//! comes back.
 //!
-//! The architecture places here the channels a consent prompt travels on
-//! (RCS Business Messaging, an aggregator, SMS fallback, a built-in
-//! simulator) and the verification of their inbound webhooks. What exists
-//! so far is the channel-independent part every one of them needs:
+//! `channel` is the contract every provider implements (RCS Business
+//! Messaging, an SMS aggregator, the built-in simulator); providers speak
+//! their documented wire formats and verify their webhooks before anything
+//! they carry is believed. `delivery` decides, per prompt, which channel to
+//! use, when to retry and when to fall back to SMS. `simulator` is the
+//! built-in channel: simulated handsets whose inbox and answers are driven
+//! through the API or by an auto-reply policy, so slotgate runs end to end
+//! with no provider account.
 //!
-//! * [`reply`]: reading a person's reply (an RCS postback or free text)
-//!   against the choices offered, in the person's time zone;
-//! * [`confirm`]: the texts sent back: confirmations, the clarifying
-//!   question, the revocation notice.
-//!
-//! Both are pure functions of their inputs (the time included), so the
-//! async channel code that will sit around them stays thin.
+//! Whatever the channel, the answer is read the same way: `reply` reads a
+//! postback or free text against the choices offered, in the person's
+//! zone, and `confirm` writes what goes back (the confirmation, the one
+//! clarifying question, the revocation notice). Both are pure functions of
+//! their inputs, the time included.
 
+pub mod channel;
 pub mod confirm;
+pub mod delivery;
 pub mod reply;
+pub mod simulator;

@@ -13,11 +13,13 @@ pub mod api;
 mod consent;
 mod consent_postgres;
 mod consent_sqlite;
+mod key_cache;
 mod postgres;
 mod recorder;
 mod sqlite;
 
 use std::borrow::Cow;
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Timelike, Utc};
@@ -105,6 +107,9 @@ impl StoreError {
 #[derive(Debug, Clone)]
 pub struct Store {
     engine: Engine,
+    /// Shared by the clones, so a key verified on one request is known to
+    /// the next (see `key_cache`).
+    verified_keys: Arc<key_cache::VerifiedKeys>,
 }
 
 #[derive(Debug, Clone)]
@@ -133,7 +138,10 @@ impl Store {
                 })
             }
         };
-        Ok(Store { engine })
+        Ok(Store {
+            engine,
+            verified_keys: Arc::default(),
+        })
     }
 
     /// Brings the schema up to date with the migrations embedded in the
