@@ -45,13 +45,15 @@
 //! * **Clock times**: "5pm", "5:30 pm", "17:30", "17.30", "1730", "at 5",
 //!   "noon", "tonight at 8", "tomorrow 9am", "monday at 10". Times are
 //!   resolved in the person's zone (see `calendar.rs`): a bare hour
-//!   is read inside calling hours (08:00–21:00), a time already past today
+//!   is read inside calling hours (`calling_hours`, 08:00–21:00 by
+//!   default), a time already past today
 //!   means tomorrow unless "today" was said (then it is unclear), "monday"
 //!   said on a Monday after the time means next week.
-//! * **Ranges** ([`Answer::Range`]): "after 6" (until 21:00), "before 5"
-//!   (from 08:00 or now), "between 6 and 8 pm", "6-8pm", "from 2 to 4",
+//! * **Ranges** ([`Answer::Range`]): "after 6" (until calling hours end),
+//!   "before 5" (from when they start, or now), "between 6 and 8 pm", "6-8pm", "from 2 to 4",
 //!   parts of the day (morning 09–12, lunch 12–13, afternoon 12–17, evening
-//!   and tonight 17–21) and whole days ("tomorrow": 08–21). A range already
+//!   and tonight 17 to the end of calling hours) and whole days
+//!   ("tomorrow": the calling hours). A range already
 //!   under way starts now.
 //!
 //! A time answer is a slot `slot_length` long. When the answer is exactly
@@ -83,10 +85,9 @@ mod tests;
 use chrono::{DateTime, TimeDelta, Utc, Weekday};
 use chrono_tz::Tz;
 
-use crate::consent::{Answer, Choice, OfferedChoice};
+use crate::consent::{Answer, CallingHours, Choice, OfferedChoice};
 
 use calendar::{Calendar, Clock, DaySpec, Meridiem, PartOfDay, Phrase, When};
-pub use calendar::{CALL_DAY_END, CALL_DAY_START};
 pub use tokens::MAX_REPLY_BYTES;
 use tokens::{tokenize, Token};
 
@@ -101,6 +102,9 @@ pub struct ReplyContext<'a> {
     pub now: DateTime<Utc>,
     /// How long a slot named by a time ("5pm", "in 15 min") lasts.
     pub slot_length: TimeDelta,
+    /// The person's calling hours: a bare "5" is read inside them, and
+    /// "tomorrow" or "after 6" end with them.
+    pub calling_hours: CallingHours,
 }
 
 /// What a reply says.
@@ -929,6 +933,7 @@ fn resolved(phrase: &Phrase, ctx: &ReplyContext<'_>) -> Reading {
         zone: ctx.zone,
         now: ctx.now,
         slot_length: ctx.slot_length,
+        hours: ctx.calling_hours,
     };
     let Some(answer) = calendar.resolve(phrase) else {
         return Reading::Unclear;

@@ -2,30 +2,24 @@
 //! instants, in the person's time zone.
 //!
 //! Everything here works on the local calendar of the zone and converts to
-//! UTC only at the end, through [`instant`], which is where daylight-saving
-//! changes are dealt with: a local time that does not exist (the spring
-//! gap) is read with the offset in force before the change, so 02:30 on a
-//! spring-forward night is 03:30 after it; a local time that happens twice
-//! (the autumn overlap) is the earlier of the two. Neither case fails.
+//! UTC only at the end, with the same rule as [`CallingHours`], so that a
+//! reply and the gate agree on what a wall-clock time means across
+//! daylight-saving changes: a local time that does not exist (the spring
+//! gap) is the first instant after the gap, so 02:30 on a spring-forward
+//! night is 03:00; a local time that happens twice (the autumn overlap) is
+//! the first of the two. Neither case fails.
 //!
-//! Hours said without am/pm are read inside calling hours
-//! ([`CALL_DAY_START`]..[`CALL_DAY_END`]): "5" is 17:00 because nobody is
-//! called at 05:00, while "8" could be either and is the next of 08:00 and
-//! 20:00 still ahead.
+//! Hours said without am/pm are read inside the person's calling hours
+//! (08:00–21:00 by default): "5" is 17:00 because nobody is called at
+//! 05:00, while "8" could be either and is the next of 08:00 and 20:00
+//! still ahead. Whole days ("tomorrow"), "before 5" and "after 6" are
+//! bounded by the calling hours too.
 
-use chrono::{
-    DateTime, Datelike, Days, NaiveDate, NaiveDateTime, NaiveTime, TimeDelta, Utc, Weekday,
-};
-use chrono::{LocalResult, Offset, TimeZone};
+use chrono::{DateTime, Datelike, Days, NaiveDate, NaiveTime, TimeDelta, Utc, Weekday};
 use chrono_tz::Tz;
 
-use crate::consent::{Answer, SlotOption};
-
-/// Start of the calling day: the earliest local time a bare hour or a
-/// whole day ("tomorrow") is read as.
-pub const CALL_DAY_START: NaiveTime = hm(8, 0);
-/// End of the calling day: "after 6" runs until then.
-pub const CALL_DAY_END: NaiveTime = hm(21, 0);
+use crate::consent::calling_hours::first_at_or_after;
+use crate::consent::{Answer, CallingHours, SlotOption};
 
 const fn hm(hour: u32, minute: u32) -> NaiveTime {
     match NaiveTime::from_hms_opt(hour, minute, 0) {
@@ -43,17 +37,18 @@ pub(crate) enum PartOfDay {
     Lunch,
     /// 12:00–17:00.
     Afternoon,
-    /// 17:00–21:00 ("tonight", "this evening").
+    /// 17:00 until calling hours end, 21:00 by default ("tonight", "this
+    /// evening").
     Evening,
 }
 
 impl PartOfDay {
-    fn range(self) -> (NaiveTime, NaiveTime) {
+    fn range(self, hours: &CallingHours) -> (NaiveTime, NaiveTime) {
         match self {
             PartOfDay::Morning => (hm(9, 0), hm(12, 0)),
             PartOfDay::Lunch => (hm(12, 0), hm(13, 0)),
             PartOfDay::Afternoon => (hm(12, 0), hm(17, 0)),
-            PartOfDay::Evening => (hm(17, 0), CALL_DAY_END),
+            PartOfDay::Evening => (hm(17, 0), hours.end()),
         }
     }
 
@@ -87,7 +82,7 @@ pub(crate) struct Clock {
 
 impl Clock {
     /// The times of day this clock may mean, earliest first.
-    fn candidates(self, part: Option<PartOfDay>) -> Vec<NaiveTime> {
+    fn candidates(self, part: Option<PartOfDay>, hours: &CallingHours) -> Vec<NaiveTime> {
         let Clock {
             hour,
             minute,
@@ -116,7 +111,7 @@ impl Clock {
                 let in_hours: Vec<NaiveTime> = all
                     .iter()
                     .copied()
-                    .filter(|t| *t >= CALL_DAY_START && *t < CALL_DAY_END)
+                    .filter(|t| *t >= hours.start() && *t < hours.end())
                     .collect();
                 if in_hours.is_empty() {
                     all
@@ -174,6 +169,7 @@ pub(crate) struct Calendar {
     pub zone: Tz,
     pub now: DateTime<Utc>,
     pub slot_length: TimeDelta,
+    pub hours: CallingHours,
 }
 
 impl Calendar {
@@ -213,11 +209,8 @@ impl Calendar {
         for day in days {
             let mut instants = Vec::with_capacity(readings.len());
             for (start, end) in &readings {
-                let start_at = instant(self.zone, day.and_time(*start))?;
-                let end_at = match end {
-                    Some(end) => Some(instant(self.zone, day.and_time(*end))?),
-                    None => None,
-                };
+                let start_at = first_at_or_after(day.and_time(*start), self.zone);
+                let end_at = end.map(|end| first_at_or_after(day.and_time(end), self.zone));
                 instants.push((start_at, end_at));
             }
             // First pass: something wholly ahead ("after 8" at 2pm is 8pm,
@@ -256,21 +249,22 @@ impl Calendar {
     /// order they are preferred; `end` is `None` for a point in time.
     fn readings(&self, phrase: &Phrase) -> Vec<(NaiveTime, Option<NaiveTime>)> {
         let part = phrase.part;
-        let (day_start, day_end) = part.map_or((CALL_DAY_START, CALL_DAY_END), PartOfDay::range);
+        let hours = &self.hours;
+        let (day_start, day_end) = part.map_or((hours.start(), hours.end()), |p| p.range(hours));
         match phrase.when {
             When::At(clock) => clock
-                .candidates(part)
+                .candidates(part, hours)
                 .into_iter()
                 .map(|t| (t, None))
                 .collect(),
             When::After(clock) => clock
-                .candidates(part)
+                .candidates(part, hours)
                 .into_iter()
                 .filter(|t| *t < day_end)
                 .map(|t| (t, Some(day_end)))
                 .collect(),
             When::Before(clock) => clock
-                .candidates(part)
+                .candidates(part, hours)
                 .into_iter()
                 .filter(|t| *t > day_start)
                 .map(|t| (day_start, Some(t)))
@@ -284,13 +278,13 @@ impl Calendar {
                             Meridiem::Am => Meridiem::Pm,
                             Meridiem::Pm => Meridiem::Am,
                         };
-                        let mut c = from.with_meridiem(m).candidates(part);
-                        c.extend(from.with_meridiem(other).candidates(part));
+                        let mut c = from.with_meridiem(m).candidates(part, hours);
+                        c.extend(from.with_meridiem(other).candidates(part, hours));
                         c
                     }
-                    _ => from.candidates(part),
+                    _ => from.candidates(part, hours),
                 };
-                let tos = to.candidates(part);
+                let tos = to.candidates(part, hours);
                 let mut pairs = Vec::new();
                 for f in &froms {
                     if let Some(t) = tos.iter().find(|t| *t > f) {
@@ -304,54 +298,9 @@ impl Calendar {
     }
 }
 
-/// `local` in `zone` as an instant, never failing on daylight-saving
-/// changes (see the module comment); `None` only at the ends of time.
-pub(crate) fn instant(zone: Tz, local: NaiveDateTime) -> Option<DateTime<Utc>> {
-    match zone.from_local_datetime(&local) {
-        LocalResult::Single(t) => Some(t.with_timezone(&Utc)),
-        LocalResult::Ambiguous(earlier, _) => Some(earlier.with_timezone(&Utc)),
-        LocalResult::None => {
-            // Inside a gap: use the offset of a day earlier, which is the
-            // one in force just before the clocks moved.
-            let before = local.checked_sub_signed(TimeDelta::days(1))?;
-            let offset = match zone.from_local_datetime(&before) {
-                LocalResult::Single(t) | LocalResult::Ambiguous(t, _) => t.offset().fix(),
-                LocalResult::None => return None,
-            };
-            let utc = local
-                .checked_sub_signed(TimeDelta::seconds(i64::from(offset.local_minus_utc())))?;
-            Some(utc.and_utc())
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chrono_tz::America::New_York;
-
-    fn local(s: &str) -> NaiveDateTime {
-        NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M").unwrap()
-    }
-
-    #[test]
-    fn a_time_in_the_spring_gap_is_read_with_the_offset_before_it() {
-        // 02:30 does not exist in New York on 2026-03-08; 02:30 EST is
-        // 07:30 UTC, which the clocks show as 03:30 EDT.
-        assert_eq!(
-            instant(New_York, local("2026-03-08 02:30")),
-            Some(Utc.with_ymd_and_hms(2026, 3, 8, 7, 30, 0).unwrap())
-        );
-    }
-
-    #[test]
-    fn a_time_in_the_autumn_overlap_is_the_earlier_one() {
-        // 01:30 happens twice on 2026-11-01: first in EDT (05:30 UTC).
-        assert_eq!(
-            instant(New_York, local("2026-11-01 01:30")),
-            Some(Utc.with_ymd_and_hms(2026, 11, 1, 5, 30, 0).unwrap())
-        );
-    }
 
     #[test]
     fn a_bare_hour_is_read_inside_calling_hours() {
@@ -361,12 +310,24 @@ mod tests {
             meridiem: None,
             exact: false,
         };
-        assert_eq!(bare(5).candidates(None), vec![hm(17, 0)]);
-        assert_eq!(bare(8).candidates(None), vec![hm(8, 0), hm(20, 0)]);
-        assert_eq!(bare(9).candidates(None), vec![hm(9, 0)]);
-        assert_eq!(bare(12).candidates(None), vec![hm(12, 0)]);
         assert_eq!(
-            bare(10).candidates(Some(PartOfDay::Evening)),
+            bare(5).candidates(None, &CallingHours::default()),
+            vec![hm(17, 0)]
+        );
+        assert_eq!(
+            bare(8).candidates(None, &CallingHours::default()),
+            vec![hm(8, 0), hm(20, 0)]
+        );
+        assert_eq!(
+            bare(9).candidates(None, &CallingHours::default()),
+            vec![hm(9, 0)]
+        );
+        assert_eq!(
+            bare(12).candidates(None, &CallingHours::default()),
+            vec![hm(12, 0)]
+        );
+        assert_eq!(
+            bare(10).candidates(Some(PartOfDay::Evening), &CallingHours::default()),
             vec![hm(22, 0)]
         );
     }

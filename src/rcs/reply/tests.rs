@@ -117,6 +117,7 @@ fn english_phrasings_on_a_tuesday_afternoon_in_new_york() {
         zone: NY,
         now: reply_at,
         slot_length: SLOT,
+        calling_hours: CallingHours::default(),
     };
     let at = |s: &str| local(NY, s);
     let slot = |s: &str| slot_at(at(s), None);
@@ -403,6 +404,7 @@ fn every_revocation_keyword_in_any_case_and_punctuation() {
         zone: NY,
         now: local(NY, "2026-03-10 14:05"),
         slot_length: SLOT,
+        calling_hours: CallingHours::default(),
     };
     let phrasings = [
         "STOP",
@@ -469,14 +471,15 @@ fn around_the_spring_daylight_saving_change_in_new_york() {
         zone: NY,
         now: saturday_night,
         slot_length: SLOT,
+        calling_hours: CallingHours::default(),
     };
     let slot = |s: &str| slot_at(utc(s), None);
     let range = |a: &str, b: &str| range_at(utc(a), utc(b));
     check(
         &ctx,
         &[
-            // 02:30 does not exist: read with the EST offset, shown as 03:30 EDT.
-            ("tomorrow 2:30am", slot("2026-03-08 07:30")),
+            // 02:30 does not exist: the first instant after the gap, 03:00 EDT.
+            ("tomorrow 2:30am", slot("2026-03-08 07:00")),
             ("tomorrow 3:30am", slot("2026-03-08 07:30")),
             ("tomorrow 1:30am", slot("2026-03-08 06:30")),
             // After the change, EDT (UTC-4).
@@ -501,7 +504,7 @@ fn around_the_spring_daylight_saving_change_in_new_york() {
     check(
         &ctx,
         &[
-            ("2:30am", slot("2026-03-08 07:30")),
+            ("2:30am", slot("2026-03-08 07:00")),
             ("in an hour", slot("2026-03-08 07:30")),
             ("10am", slot("2026-03-08 14:00")),
             ("at 9", slot("2026-03-08 13:00")),
@@ -519,6 +522,7 @@ fn around_the_autumn_daylight_saving_change_in_new_york() {
         zone: NY,
         now: utc("2026-11-01 00:00"),
         slot_length: SLOT,
+        calling_hours: CallingHours::default(),
     };
     check(
         &ctx,
@@ -553,6 +557,7 @@ fn across_the_date_line_in_auckland_and_kolkata() {
         zone: Auckland,
         now: utc("2026-03-10 11:30"),
         slot_length: SLOT,
+        calling_hours: CallingHours::default(),
     };
     let slot = |s: &str| slot_at(utc(s), None);
     let range = |a: &str, b: &str| range_at(utc(a), utc(b));
@@ -592,6 +597,7 @@ fn across_the_date_line_in_auckland_and_kolkata() {
         zone: Kolkata,
         now: utc("2026-03-10 20:00"),
         slot_length: SLOT,
+        calling_hours: CallingHours::default(),
     };
     check(
         &ctx,
@@ -615,6 +621,7 @@ fn a_late_reply_still_names_a_slot_from_when_it_was_sent() {
         zone: NY,
         now: late,
         slot_length: SLOT,
+        calling_hours: CallingHours::default(),
     };
     assert_eq!(
         read_text("2", &ctx),
@@ -638,6 +645,7 @@ fn postbacks_match_exactly() {
         zone: NY,
         now: reply_at,
         slot_length: SLOT,
+        calling_hours: CallingHours::default(),
     };
     assert_eq!(read_postback("now", &ctx), now(Some(0)));
     assert_eq!(
@@ -663,6 +671,7 @@ fn input_longer_than_the_cap_is_unclear() {
         zone: NY,
         now: utc("2026-03-10 18:05"),
         slot_length: SLOT,
+        calling_hours: CallingHours::default(),
     };
     let long = format!("in 15 min {}", "a".repeat(MAX_REPLY_BYTES));
     assert_eq!(read_text(&long, &ctx), Reading::Unclear);
@@ -801,6 +810,7 @@ fn random_replies_never_panic_and_never_name_the_past() {
             zone: zones[rng.gen_range(0..zones.len())],
             now: base + TimeDelta::minutes(rng.gen_range(0..60 * 24 * 365)),
             slot_length: SLOT,
+            calling_hours: CallingHours::default(),
         };
         let reading = read_text(&text, &ctx);
         let _ = read_postback(&text, &ctx);
@@ -814,4 +824,43 @@ fn random_replies_never_panic_and_never_name_the_past() {
             }
         }
     }
+}
+
+#[test]
+fn bare_hours_days_and_open_ranges_follow_the_persons_calling_hours() {
+    use chrono::NaiveTime;
+    use chrono_tz::America::New_York as NY;
+    let hm = |h, m| NaiveTime::from_hms_opt(h, m, 0).unwrap();
+    let reply_at = local(NY, "2026-03-10 14:05");
+    let ctx = ReplyContext {
+        offered: &[],
+        zone: NY,
+        now: reply_at,
+        slot_length: SLOT,
+        calling_hours: CallingHours::new(hm(9, 30), hm(19, 30)).unwrap(),
+    };
+    let at = |s: &str| local(NY, s);
+    check(
+        &ctx,
+        &[
+            // 08:00 and 20:00 are both outside: read as said, next one ahead.
+            ("at 8", slot_at(at("2026-03-10 20:00"), None)),
+            // 07:00 is outside, 19:00 inside.
+            ("at 7", slot_at(at("2026-03-10 19:00"), None)),
+            ("at 9", slot_at(at("2026-03-10 21:00"), None)),
+            (
+                "tomorrow",
+                range_at(at("2026-03-11 09:30"), at("2026-03-11 19:30")),
+            ),
+            (
+                "after 6",
+                range_at(at("2026-03-10 18:00"), at("2026-03-10 19:30")),
+            ),
+            (
+                "tonight",
+                range_at(at("2026-03-10 17:00"), at("2026-03-10 19:30")),
+            ),
+            ("after 8pm", Reading::Unclear),
+        ],
+    );
 }
