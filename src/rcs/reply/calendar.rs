@@ -12,8 +12,9 @@
 //! Hours said without am/pm are read inside the person's calling hours
 //! (08:00–21:00 by default): "5" is 17:00 because nobody is called at
 //! 05:00, while "8" could be either and is the next of 08:00 and 20:00
-//! still ahead. Whole days ("tomorrow"), "before 5" and "after 6" are
-//! bounded by the calling hours too.
+//! still ahead; if narrow hours leave neither inside, both are considered
+//! and the next one ahead wins. Whole days ("tomorrow"), "before 5" and
+//! "after 6" are bounded by the calling hours too.
 
 use chrono::{DateTime, Datelike, Days, NaiveDate, NaiveTime, TimeDelta, Utc, Weekday};
 use chrono_tz::Tz;
