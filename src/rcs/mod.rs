@@ -5,10 +5,19 @@
 //! Messaging, an SMS aggregator, the built-in simulator); providers speak
 //! their documented wire formats and verify their webhooks before anything
 //! they carry is believed. `delivery` decides, per prompt, which channel to
-//! use, when to retry and when to fall back to SMS. `simulator` is the built-in channel: simulated
-//! handsets whose inbox and answers are driven through the API or by an
-//! auto-reply policy, so slotgate runs end to end with no provider account.
+//! use, when to retry and when to fall back to SMS. `simulator` is the
+//! built-in channel: simulated handsets whose inbox and answers are driven
+//! through the API or by an auto-reply policy, so slotgate runs end to end
+//! with no provider account.
+//!
+//! Whatever the channel, the answer is read the same way: `reply` reads a
+//! postback or free text against the choices offered, in the person's
+//! zone, and `confirm` writes what goes back (the confirmation, the one
+//! clarifying question, the revocation notice). Both are pure functions of
+//! their inputs, the time included.
 
 pub mod channel;
+pub mod confirm;
 pub mod delivery;
+pub mod reply;
 pub mod simulator;
