@@ -392,6 +392,27 @@ async fn rbm_404_means_no_rcs_and_falls_back() {
 }
 
 #[tokio::test]
+async fn rbm_repeat_of_a_sent_message_counts_as_accepted() {
+    bounded(async {
+        let (base, fake) = start_fake().await;
+        let (client, _) = rbm_client(&base, Duration::from_secs(5));
+        // The first attempt reached RBM but its answer was lost; the retry
+        // under the same id is refused as a duplicate.
+        fake.answer(
+            409,
+            r#"{"error":{"code":409,"message":"Message already exists","status":"ALREADY_EXISTS"}}"#,
+        );
+        assert_eq!(
+            client.send(&prompt("m-1")).await,
+            Ok(SendOutcome::Accepted {
+                provider_message_id: "m-1".into()
+            })
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn rbm_errors_map_to_retry_policy() {
     bounded(async {
         let (base, fake) = start_fake().await;

@@ -10,6 +10,10 @@
 //!   is [`SendOutcome::Unreachable`] and sends the prompt down the SMS
 //!   fallback instead.
 //!
+//! `messageId` must be a UUID, as RBM documents; RBM ignores a repeat of
+//! an id it has seen, which makes a retried send idempotent (a `409` for
+//! the repeat is read as accepted), so the dispatcher may retry freely.
+//!
 //! Retrying is the dispatcher's job; the client makes one attempt, except
 //! that a `401` with a cached token drops the token and tries once more,
 //! because Google may revoke tokens before their announced expiry.
@@ -195,6 +199,14 @@ impl RbmClient {
             StatusCode::NOT_FOUND => {
                 tracing::debug!(message_id = %message.message_id, "no RCS on this handset");
                 Attempt::Done(Ok(SendOutcome::Unreachable))
+            }
+            // RBM keeps the first message sent under an id and refuses a
+            // repeat: a retry after a lost answer finds its message there.
+            StatusCode::CONFLICT => {
+                tracing::debug!(message_id = %message.message_id, "RBM already has this message");
+                Attempt::Done(Ok(SendOutcome::Accepted {
+                    provider_message_id: message.message_id.clone(),
+                }))
             }
             StatusCode::UNAUTHORIZED => Attempt::Unauthorized(detail),
             _ => Attempt::Done(Err(status_error("RBM", status, &detail))),
