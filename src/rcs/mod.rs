@@ -1,14 +1,22 @@
 //! Consent channels: how a prompt reaches a person and how their answer
 //! comes back.
 //!
-//! `channel` is the contract every provider implements (RCS Business
-//! Messaging, an SMS aggregator, the built-in simulator); providers speak
+//! `channel` is the contract every provider implements; providers speak
 //! their documented wire formats and verify their webhooks before anything
-//! they carry is believed. `delivery` decides, per prompt, which channel to
-//! use, when to retry and when to fall back to SMS. `simulator` is the
-//! built-in channel: simulated handsets whose inbox and answers are driven
-//! through the API or by an auto-reply policy, so slotgate runs end to end
-//! with no provider account.
+//! they carry is believed:
+//!
+//! - `rbm`: Google RCS Business Messaging, the rich channel (suggestion
+//!   chips, receipts); a `404` for a handset without RCS sends the prompt
+//!   to the fallback.
+//! - `twilio`: the SMS fallback through Twilio's Messages API (numbered
+//!   options in plain text).
+//! - `simulator`: the built-in channel, simulated handsets whose inbox and
+//!   answers are driven through the API or by an auto-reply policy, so
+//!   slotgate runs end to end with no provider account.
+//!
+//! `delivery` decides, per prompt, which channel to use, when to retry and
+//! when to fall back to SMS. `secret` masks credentials in every `Debug`;
+//! `http` is the shared reading of provider answers as retryable or not.
 //!
 //! Whatever the channel, the answer is read the same way: `reply` reads a
 //! postback or free text against the choices offered, in the person's
@@ -19,5 +27,9 @@
 pub mod channel;
 pub mod confirm;
 pub mod delivery;
+mod http;
+pub mod rbm;
 pub mod reply;
+pub mod secret;
 pub mod simulator;
+pub mod twilio;
