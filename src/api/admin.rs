@@ -107,7 +107,7 @@ impl From<Enterprise> for EnterpriseView {
     responses(
         (status = 201, description = "Registered", body = EnterpriseView),
         (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
-        (status = 422, description = "Invalid field", body = ErrorBody)),
+        (status = 422, description = "Invalid field (a private crm_webhook_url is one)", body = ErrorBody)),
     security(("admin_token" = [])))]
 pub async fn create_enterprise(
     State(state): State<ApiState>,
@@ -121,6 +121,7 @@ pub async fn create_enterprise(
             .map_err(|e| ApiError::invalid("consent_policy", format!("{e}")))?,
     };
     let status = trust_status(body.status.as_deref().unwrap_or("trusted"))?;
+    super::admin_webhooks::check_webhook_url(&state, body.crm_webhook_url.as_deref())?;
     let enterprise = state
         .store
         .create_enterprise(

@@ -5,7 +5,7 @@ use axum::Json;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{admin, consent_requests, consents, errors, health, people};
+use super::{admin, admin_webhooks, consent_requests, consents, errors, health, people};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -27,6 +27,8 @@ use super::{admin, consent_requests, consents, errors, health, people};
         admin::revoke_api_key,
         admin::set_subscription,
         admin::add_do_not_call,
+        admin_webhooks::list_webhook_events,
+        admin_webhooks::redrive_webhook_event,
     ),
     components(schemas(
         consent_requests::CreateConsentRequest,
@@ -51,6 +53,8 @@ use super::{admin, consent_requests, consents, errors, health, people};
         admin::SubscriptionSet,
         admin::AddDoNotCall,
         admin::DoNotCallAdded,
+        admin_webhooks::WebhookEventView,
+        admin_webhooks::WebhookEventList,
     )),
     modifiers(&BearerKey)
 )]

@@ -27,3 +27,4 @@ async fn begin(pool: &sqlx::PgPool) -> Result<sqlx::Transaction<'static, Db>, sq
 }
 
 consent_queries!();
+outbox_queries!();

@@ -28,3 +28,4 @@ async fn begin(pool: &sqlx::SqlitePool) -> Result<sqlx::Transaction<'static, Db>
 }
 
 consent_queries!();
+outbox_queries!();

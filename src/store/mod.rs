@@ -8,16 +8,20 @@
 
 #[macro_use]
 mod consent_queries;
+#[macro_use]
+mod outbox_queries;
 
 pub mod api;
 mod consent;
 mod consent_postgres;
 mod consent_sqlite;
+mod outbox;
 mod postgres;
 mod recorder;
 mod sqlite;
 
 use std::borrow::Cow;
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Timelike, Utc};
@@ -105,6 +109,8 @@ impl StoreError {
 #[derive(Debug, Clone)]
 pub struct Store {
     engine: Engine,
+    /// Wakes the webhook deliverer after a consent change (see `outbox`).
+    webhooks: Arc<tokio::sync::Notify>,
 }
 
 #[derive(Debug, Clone)]
@@ -133,7 +139,10 @@ impl Store {
                 })
             }
         };
-        Ok(Store { engine })
+        Ok(Store {
+            engine,
+            webhooks: Arc::default(),
+        })
     }
 
     /// Brings the schema up to date with the migrations embedded in the
