@@ -88,7 +88,7 @@ impl Envelope {
         }
     }
 
-    /// The body to post: compact JSON with the keys in a fixed order.
+    /// The body to post: compact JSON, keys in alphabetical order.
     pub fn to_body(&self) -> String {
         json!({
             "id": self.id,
