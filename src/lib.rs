@@ -12,6 +12,7 @@ pub mod b2bua;
 pub mod config;
 pub mod consent;
 pub mod crm;
+pub mod rcs;
 pub mod sip;
 pub mod store;
 

@@ -659,6 +659,159 @@ async fn the_admin_api_sets_up_an_enterprise_end_to_end() {
 }
 
 #[tokio::test]
+async fn the_admin_api_reads_changes_and_removes_enterprises() {
+    let api = Api::start().await;
+    let acme = api.tenant("ACME", ANN).await;
+    let (status, body) = api
+        .post(
+            ADMIN_TOKEN,
+            "/admin/v1/enterprises",
+            json!({"name": "Beta", "display_name": "Beta", "default_region": "FR",
+                   "crm_webhook_url": "https://crm.beta.example/hook",
+                   "crm_webhook_secret": "whsec_beta"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let beta = body["id"].as_str().unwrap().to_string();
+
+    let (status, body) = api.get(ADMIN_TOKEN, "/admin/v1/enterprises").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let ids: Vec<&str> = body
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, [acme.id.as_str(), beta.as_str()]);
+    let (status, _) = api.get(&acme.key, "/admin/v1/enterprises").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+
+    let (status, body) = api
+        .get(ADMIN_TOKEN, &format!("/admin/v1/enterprises/{beta}"))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["crm_webhook_url"], "https://crm.beta.example/hook");
+    assert!(body.get("crm_webhook_secret").is_none(), "{body}");
+
+    let patch = |body: Value| {
+        api.client
+            .patch(api.url(&format!("/admin/v1/enterprises/{beta}")))
+            .bearer_auth(ADMIN_TOKEN)
+            .json(&body)
+            .send()
+    };
+    let (status, body) = read(
+        patch(json!({"display_name": "Beta Fibre", "crm_webhook_url": null}))
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["display_name"], "Beta Fibre");
+    assert_eq!(body["name"], "Beta");
+    assert!(body.get("crm_webhook_url").is_none(), "{body}");
+    for (bad, field) in [
+        (json!({"consent_policy": "weeks:2"}), "consent_policy"),
+        (json!({"status": "banned"}), "status"),
+        (json!({"default_region": "ZZ"}), "default_region"),
+        (json!({"colour": "red"}), "colour"),
+    ] {
+        let (status, body) = read(patch(bad).await.unwrap()).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        assert_eq!(error_field(&body), field);
+    }
+
+    let (status, body) = api
+        .post(
+            ADMIN_TOKEN,
+            &format!("/admin/v1/enterprises/{beta}/api-keys"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let key_id = body["id"].as_str().unwrap().to_string();
+    let (status, body) = api
+        .get(
+            ADMIN_TOKEN,
+            &format!("/admin/v1/enterprises/{beta}/api-keys"),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body[0]["id"], key_id.as_str());
+    assert!(body[0].get("key").is_none() && body[0].get("hash").is_none());
+
+    let delete = |id: String| {
+        api.client
+            .delete(api.url(&format!("/admin/v1/enterprises/{id}")))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+    };
+    // ACME has a subscriber, so its history keeps it in place.
+    let (status, body) = read(delete(acme.id.clone()).await.unwrap()).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    let response = delete(beta.clone()).await.unwrap();
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    let (status, _) = api
+        .get(ADMIN_TOKEN, &format!("/admin/v1/enterprises/{beta}"))
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn the_admin_api_reads_and_removes_do_not_call_entries() {
+    let api = Api::start().await;
+    let acme = api.tenant("ACME", ANN).await;
+    let dnc = |method: reqwest::Method, query: &str| {
+        api.client
+            .request(method, api.url(&format!("/admin/v1/do-not-call?{query}")))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+    };
+    let on_acme = format!("enterprise_id={}&number=0612345678", acme.id);
+    let (status, _) = read(dnc(reqwest::Method::GET, &on_acme).await.unwrap()).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    for enterprise_id in [Some(acme.id.as_str()), None] {
+        let (status, body) = api
+            .post(
+                ADMIN_TOKEN,
+                "/admin/v1/do-not-call",
+                json!({"enterprise_id": enterprise_id, "number": ANN, "source": "complaint"}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    // The enterprise's view shows the global entry first: it binds everyone.
+    let (status, body) = read(dnc(reqwest::Method::GET, &on_acme).await.unwrap()).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["number"], ANN);
+    assert!(body.get("enterprise_id").is_none(), "{body}");
+    assert_eq!(body["source"], "complaint");
+
+    let global = "number=%2B33612345678";
+    let response = dnc(reqwest::Method::DELETE, global).await.unwrap();
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    let (status, _) = read(dnc(reqwest::Method::DELETE, global).await.unwrap()).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    // The enterprise's own entry is still there and still refuses.
+    let (status, body) = read(dnc(reqwest::Method::GET, &on_acme).await.unwrap()).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["enterprise_id"], acme.id.as_str());
+    let (status, body) = api.post(&acme.key, "/v1/consent-requests", ask(ANN)).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    let response = dnc(reqwest::Method::DELETE, &on_acme).await.unwrap();
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    let (status, body) = api.post(&acme.key, "/v1/consent-requests", ask(ANN)).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+
+    let (status, body) = read(dnc(reqwest::Method::GET, "number=12").await.unwrap()).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(error_field(&body), "number");
+    let (status, _) = read(dnc(reqwest::Method::GET, "colour=red").await.unwrap()).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
 async fn without_an_admin_token_the_admin_api_is_absent() {
     let api = Api::start_with(None).await;
     let (status, body) = api

@@ -7,9 +7,10 @@
 
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use slotgate::consent::{
-    Answer, Channel, ConsentPolicy, ConsentStatus, DncRejectionReason, Evidence, Identifier,
-    NewConsent, NewConsentRequest, NewEnterprise, NumberError, Refusal, RequestEvent, RequestState,
-    Scope, SlotOption, SubscriptionStatus, Transition, TransitionError, TrustStatus, Window, E164,
+    Answer, Channel, ConsentPolicy, ConsentStatus, DncRejectionReason, EnterpriseChanges, Evidence,
+    Identifier, NewConsent, NewConsentRequest, NewEnterprise, NumberError, Refusal, RequestEvent,
+    RequestState, Scope, SlotOption, SubscriptionStatus, Transition, TransitionError, TrustStatus,
+    Window, E164,
 };
 use slotgate::store::api::{Created, RequestDetails};
 use slotgate::store::{ConsentStoreError, Store};
@@ -20,6 +21,7 @@ use common::engines::{on_postgres, on_sqlite, TestDb};
 
 on_both_engines!(
     enterprises_round_trip_and_gate_on_trust,
+    enterprises_are_listed_updated_and_deleted_only_without_history,
     api_keys_are_stored_as_hashes_verified_and_revocable,
     numbers_are_normalised_with_the_enterprise_region,
     people_are_found_by_every_identifier_kind,
@@ -184,6 +186,106 @@ async fn enterprises_round_trip_and_gate_on_trust(db: TestDb) {
             .await,
         Err(ConsentStoreError::NotFound { .. })
     ));
+}
+
+async fn enterprises_are_listed_updated_and_deleted_only_without_history(db: TestDb) {
+    let store = db.store().await;
+    let acme = store
+        .create_enterprise(&acme(ConsentPolicy::PerCall), at(0))
+        .await
+        .unwrap();
+    let mut second = acme_named("Beta Telecom");
+    second.crm_webhook_url = None;
+    let beta = store.create_enterprise(&second, at(1)).await.unwrap();
+    let listed = store.enterprises().await.unwrap();
+    assert_eq!(listed, [acme.clone(), beta.clone()]);
+
+    // A partial update changes what it names, keeps the rest, and clears
+    // the webhook when told to.
+    let changes = EnterpriseChanges {
+        display_name: Some(" ACME ".into()),
+        consent_policy: Some(ConsentPolicy::Hours(4)),
+        crm_webhook_url: Some(None),
+        ..EnterpriseChanges::default()
+    };
+    let updated = store
+        .update_enterprise(&acme.id, &changes, at(5))
+        .await
+        .unwrap();
+    assert_eq!(updated.display_name, "ACME");
+    assert_eq!(updated.consent_policy, ConsentPolicy::Hours(4));
+    assert_eq!(updated.crm_webhook_url, None);
+    assert_eq!(updated.crm_webhook_secret, acme.crm_webhook_secret);
+    assert_eq!(updated.name, acme.name);
+    assert_eq!(updated.created_at, acme.created_at);
+    assert_eq!(updated.updated_at, at(5));
+    assert_eq!(store.enterprise(&acme.id).await.unwrap(), Some(updated));
+
+    // An update is checked as a creation is, and a refused one changes
+    // nothing.
+    let bad = EnterpriseChanges {
+        name: Some("  ".into()),
+        status: Some(TrustStatus::Suspended),
+        ..EnterpriseChanges::default()
+    };
+    assert!(matches!(
+        store.update_enterprise(&acme.id, &bad, at(6)).await,
+        Err(ConsentStoreError::Invalid { field: "name", .. })
+    ));
+    let bad = EnterpriseChanges {
+        default_region: Some("XX".into()),
+        ..EnterpriseChanges::default()
+    };
+    assert!(matches!(
+        store.update_enterprise(&acme.id, &bad, at(6)).await,
+        Err(ConsentStoreError::Number(_))
+    ));
+    let stored = store.enterprise(&acme.id).await.unwrap().unwrap();
+    assert_eq!(stored.status, TrustStatus::Trusted);
+    assert_eq!(stored.updated_at, at(5));
+    assert!(matches!(
+        store
+            .update_enterprise("missing", &EnterpriseChanges::default(), at(6))
+            .await,
+        Err(ConsentStoreError::NotFound { .. })
+    ));
+
+    // Beta never asked anyone: it goes, with its keys and its list.
+    store.create_api_key(&beta.id, at(2)).await.unwrap();
+    store
+        .add_do_not_call(Some(&beta.id), &number(ANN), "test", at(2))
+        .await
+        .unwrap();
+    store.delete_enterprise(&beta.id).await.unwrap();
+    assert!(store.enterprise(&beta.id).await.unwrap().is_none());
+    assert!(store.api_keys(&beta.id).await.unwrap().is_empty());
+    assert!(matches!(
+        store.delete_enterprise(&beta.id).await,
+        Err(ConsentStoreError::NotFound { .. })
+    ));
+
+    // ACME has a subscriber: its history stays, and so does it.
+    let person = store
+        .create_person(&[Identifier::Phone(number(ANN))], at(7))
+        .await
+        .unwrap();
+    store
+        .set_subscription(&person.id, &acme.id, SubscriptionStatus::Active, at(7))
+        .await
+        .unwrap();
+    assert!(matches!(
+        store.delete_enterprise(&acme.id).await,
+        Err(ConsentStoreError::InUse { .. })
+    ));
+    assert!(store.enterprise(&acme.id).await.unwrap().is_some());
+}
+
+fn acme_named(name: &str) -> NewEnterprise {
+    NewEnterprise {
+        name: name.into(),
+        display_name: name.into(),
+        ..acme(ConsentPolicy::PerCall)
+    }
 }
 
 async fn api_keys_are_stored_as_hashes_verified_and_revocable(db: TestDb) {
@@ -953,6 +1055,18 @@ async fn do_not_call_lists_refuse_contact(db: TestDb) {
         .unwrap()
         .unwrap();
     assert_eq!(entry.enterprise_id, None);
+
+    // Removing the global entry leaves the enterprise's own in force.
+    assert!(store.remove_do_not_call(None, &ann).await.unwrap());
+    assert!(!store.remove_do_not_call(None, &ann).await.unwrap());
+    assert!(store.check_can_ask(&other.id, &ann, at(6)).await.is_ok());
+    let r = refusal(store.check_can_ask(&enterprise, &ann, at(6)).await);
+    assert_eq!(r, Refusal::DoNotCallEnterprise);
+    assert!(store
+        .remove_do_not_call(Some(&enterprise), &ann)
+        .await
+        .unwrap());
+    assert!(store.check_can_ask(&enterprise, &ann, at(7)).await.is_ok());
 }
 
 async fn dnc_csv_import_reports_each_row(db: TestDb) {

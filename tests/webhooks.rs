@@ -617,6 +617,30 @@ async fn private_webhook_urls_are_refused_unless_allowed() {
         .await
         .unwrap();
     assert_eq!(public.status(), 201);
+    let created: Value = public.json().await.unwrap();
+    let path = format!(
+        "{strict}/admin/v1/enterprises/{}",
+        created["id"].as_str().unwrap()
+    );
+    let patch = |url: Value| {
+        client
+            .patch(&path)
+            .bearer_auth(ADMIN_TOKEN)
+            .json(&json!({ "crm_webhook_url": url }))
+            .send()
+    };
+    let refused = patch(json!("http://192.168.0.10/hooks")).await.unwrap();
+    assert_eq!(refused.status(), 422);
+    let error: Value = refused.json().await.unwrap();
+    assert_eq!(error["error"]["field"], "crm_webhook_url");
+    assert_eq!(
+        patch(json!("https://crm2.example.com/h"))
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(patch(Value::Null).await.unwrap().status(), 200);
 
     let relaxed = start_api(&world.store, true).await;
     let local = client

@@ -1,27 +1,31 @@
-//! The operator's admin API: registering enterprises, issuing and revoking
-//! their API keys, setting subscriptions, adding do-not-call entries.
+//! The operator's admin API: registering, reading, changing and removing
+//! enterprises, issuing and revoking their API keys, setting subscriptions,
+//! adding do-not-call entries.
 //!
 //! It is guarded by one token from the config (`api.admin_token`), separate
 //! from every enterprise key, and is absent when that key is empty: an
 //! enterprise key can never reach these routes. The token is compared in
 //! constant time so response timing does not leak its prefix.
 
-use axum::extract::{FromRequestParts, Path, State};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{FromRequestParts, Path, Query, State};
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::Json;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 
 use super::consent_requests::parse_number;
 use super::errors::{ApiError, ErrorBody};
 use super::people::SubscriptionView;
 use super::{ApiJson, ApiState};
 use crate::consent::{
-    ConsentPolicy, Enterprise, Identifier, NewEnterprise, SubscriptionStatus, TrustStatus, E164,
+    ConsentPolicy, Enterprise, EnterpriseChanges, Identifier, NewEnterprise, SubscriptionStatus,
+    TrustStatus, E164,
 };
+use crate::store::ConsentStoreError;
 
 /// Proof that the request carries the admin token.
 #[derive(Debug, Clone, Copy)]
@@ -116,9 +120,7 @@ pub async fn create_enterprise(
 ) -> Result<(StatusCode, Json<EnterpriseView>), ApiError> {
     let consent_policy = match body.consent_policy.as_deref() {
         None => ConsentPolicy::PerCall,
-        Some(p) => p
-            .parse()
-            .map_err(|e| ApiError::invalid("consent_policy", format!("{e}")))?,
+        Some(p) => consent_policy(p)?,
     };
     let status = trust_status(body.status.as_deref().unwrap_or("trusted"))?;
     super::admin_webhooks::check_webhook_url(&state, body.crm_webhook_url.as_deref())?;
@@ -138,19 +140,185 @@ pub async fn create_enterprise(
             Utc::now(),
         )
         .await
-        .map_err(|e| match e {
-            // The only number-related input here is the region.
-            crate::store::ConsentStoreError::Number(e) => {
-                ApiError::invalid("default_region", e.to_string())
-            }
-            other => other.into(),
-        })?;
+        .map_err(region_error)?;
     Ok((StatusCode::CREATED, Json(enterprise.into())))
+}
+
+/// The only number-related input of an enterprise is its region.
+fn region_error(e: ConsentStoreError) -> ApiError {
+    match e {
+        ConsentStoreError::Number(e) => ApiError::invalid("default_region", e.to_string()),
+        other => other.into(),
+    }
+}
+
+fn consent_policy(text: &str) -> Result<ConsentPolicy, ApiError> {
+    text.parse()
+        .map_err(|e| ApiError::invalid("consent_policy", format!("{e}")))
 }
 
 fn trust_status(text: &str) -> Result<TrustStatus, ApiError> {
     text.parse()
         .map_err(|_| ApiError::invalid("status", "use trusted, suspended or untrusted"))
+}
+
+/// List every enterprise.
+#[utoipa::path(get, path = "/admin/v1/enterprises", tag = "admin",
+    responses(
+        (status = 200, description = "All enterprises, oldest first", body = [EnterpriseView]),
+        (status = 401, description = "Missing or wrong admin token", body = ErrorBody)),
+    security(("admin_token" = [])))]
+pub async fn list_enterprises(
+    State(state): State<ApiState>,
+    _: Admin,
+) -> Result<Json<Vec<EnterpriseView>>, ApiError> {
+    let all = state.store.enterprises().await?;
+    Ok(Json(all.into_iter().map(EnterpriseView::from).collect()))
+}
+
+/// Read one enterprise.
+#[utoipa::path(get, path = "/admin/v1/enterprises/{id}", tag = "admin",
+    params(("id" = String, Path, description = "Enterprise id")),
+    responses(
+        (status = 200, description = "The enterprise", body = EnterpriseView),
+        (status = 404, description = "No such enterprise", body = ErrorBody)),
+    security(("admin_token" = [])))]
+pub async fn get_enterprise(
+    State(state): State<ApiState>,
+    _: Admin,
+    Path(id): Path<String>,
+) -> Result<Json<EnterpriseView>, ApiError> {
+    let enterprise = state
+        .store
+        .enterprise(&id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("enterprise", &id))?;
+    Ok(Json(enterprise.into()))
+}
+
+/// A partial update: absent fields are left alone; `null` clears the
+/// webhook URL or secret.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateEnterprise {
+    pub name: Option<String>,
+    pub display_name: Option<String>,
+    pub services: Option<Vec<String>>,
+    pub default_region: Option<String>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    pub crm_webhook_url: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    pub crm_webhook_secret: Option<Option<String>>,
+    /// `per_call`, `hours:N`, `days:N` or `until_revoked`.
+    pub consent_policy: Option<String>,
+    /// `trusted`, `suspended` or `untrusted`.
+    pub status: Option<String>,
+}
+
+/// A field that is in the body, possibly as `null`; serde only calls this
+/// for fields that are present, so absence stays `None` by default.
+fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
+}
+
+/// Change an enterprise's settings.
+#[utoipa::path(patch, path = "/admin/v1/enterprises/{id}", tag = "admin",
+    params(("id" = String, Path, description = "Enterprise id")),
+    request_body = UpdateEnterprise,
+    responses(
+        (status = 200, description = "Updated", body = EnterpriseView),
+        (status = 404, description = "No such enterprise", body = ErrorBody),
+        (status = 409, description = "Changed concurrently; read it again", body = ErrorBody),
+        (status = 422, description = "Invalid field (a private crm_webhook_url is one)", body = ErrorBody)),
+    security(("admin_token" = [])))]
+pub async fn update_enterprise(
+    State(state): State<ApiState>,
+    _: Admin,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<UpdateEnterprise>,
+) -> Result<Json<EnterpriseView>, ApiError> {
+    super::admin_webhooks::check_webhook_url(
+        &state,
+        body.crm_webhook_url.clone().flatten().as_deref(),
+    )?;
+    let changes = EnterpriseChanges {
+        name: body.name,
+        display_name: body.display_name,
+        services: body.services,
+        default_region: body.default_region,
+        crm_webhook_url: body.crm_webhook_url,
+        crm_webhook_secret: body.crm_webhook_secret,
+        consent_policy: body
+            .consent_policy
+            .as_deref()
+            .map(consent_policy)
+            .transpose()?,
+        status: body.status.as_deref().map(trust_status).transpose()?,
+    };
+    let enterprise = state
+        .store
+        .update_enterprise(&id, &changes, Utc::now())
+        .await
+        .map_err(region_error)?;
+    Ok(Json(enterprise.into()))
+}
+
+/// Remove an enterprise that has no history.
+#[utoipa::path(delete, path = "/admin/v1/enterprises/{id}", tag = "admin",
+    params(("id" = String, Path, description = "Enterprise id")),
+    responses(
+        (status = 204, description = "Deleted, with its API keys and do-not-call entries"),
+        (status = 404, description = "No such enterprise", body = ErrorBody),
+        (status = 409, description = "It has subscriptions, consents or requests: suspend it instead", body = ErrorBody)),
+    security(("admin_token" = [])))]
+pub async fn delete_enterprise(
+    State(state): State<ApiState>,
+    _: Admin,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    state.store.delete_enterprise(&id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ApiKeyView {
+    pub id: String,
+    pub created_at: DateTime<Utc>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+/// List an enterprise's API keys (never the keys themselves).
+#[utoipa::path(get, path = "/admin/v1/enterprises/{id}/api-keys", tag = "admin",
+    params(("id" = String, Path, description = "Enterprise id")),
+    responses(
+        (status = 200, description = "Its keys, oldest first", body = [ApiKeyView]),
+        (status = 404, description = "No such enterprise", body = ErrorBody)),
+    security(("admin_token" = [])))]
+pub async fn list_api_keys(
+    State(state): State<ApiState>,
+    _: Admin,
+    Path(id): Path<String>,
+) -> Result<Json<Vec<ApiKeyView>>, ApiError> {
+    if state.store.enterprise(&id).await?.is_none() {
+        return Err(ApiError::not_found("enterprise", &id));
+    }
+    let keys = state.store.api_keys(&id).await?;
+    Ok(Json(
+        keys.into_iter()
+            .map(|k| ApiKeyView {
+                id: k.id,
+                created_at: k.created_at,
+                revoked_at: k.revoked_at,
+            })
+            .collect(),
+    ))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -347,6 +515,98 @@ pub async fn add_do_not_call(
         number: number.as_str().to_string(),
         added,
     }))
+}
+
+/// Names one number on one list: an enterprise's, or the global one.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct DoNotCallQuery {
+    /// The enterprise whose list to look at; absent: the global list.
+    pub enterprise_id: Option<String>,
+    pub number: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DoNotCallView {
+    pub number: String,
+    /// Absent for the global list.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub enterprise_id: Option<String>,
+    pub source: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// The number as `query` names it, read in the enterprise's region.
+async fn listed_number(state: &ApiState, query: &DoNotCallQuery) -> Result<E164, ApiError> {
+    match &query.enterprise_id {
+        Some(id) => {
+            let enterprise = state
+                .store
+                .enterprise(id)
+                .await?
+                .ok_or_else(|| ApiError::not_found("enterprise", id))?;
+            parse_number(&enterprise, &query.number)
+        }
+        None => {
+            E164::parse(&query.number, None).map_err(|e| ApiError::invalid("number", e.to_string()))
+        }
+    }
+}
+
+/// Whether a number may be called: the entry that forbids it, from the
+/// enterprise's list or the global one.
+#[utoipa::path(get, path = "/admin/v1/do-not-call", tag = "admin",
+    params(DoNotCallQuery),
+    responses(
+        (status = 200, description = "The entry that forbids calling", body = DoNotCallView),
+        (status = 404, description = "Not listed (or no such enterprise)", body = ErrorBody),
+        (status = 422, description = "Invalid field", body = ErrorBody)),
+    security(("admin_token" = [])))]
+pub async fn get_do_not_call(
+    State(state): State<ApiState>,
+    _: Admin,
+    query: Result<Query<DoNotCallQuery>, QueryRejection>,
+) -> Result<Json<DoNotCallView>, ApiError> {
+    let Query(query) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let number = listed_number(&state, &query).await?;
+    let entry = state
+        .store
+        .do_not_call(query.enterprise_id.as_deref(), &number)
+        .await?
+        .ok_or_else(|| ApiError::not_found("do-not-call entry", number.as_str()))?;
+    Ok(Json(DoNotCallView {
+        number: entry.number.as_str().to_string(),
+        enterprise_id: entry.enterprise_id,
+        source: entry.source,
+        created_at: entry.created_at,
+    }))
+}
+
+/// Take a number off one list (an entry added by mistake); the other list
+/// is not touched.
+#[utoipa::path(delete, path = "/admin/v1/do-not-call", tag = "admin",
+    params(DoNotCallQuery),
+    responses(
+        (status = 204, description = "Removed"),
+        (status = 404, description = "Not on that list (or no such enterprise)", body = ErrorBody),
+        (status = 422, description = "Invalid field", body = ErrorBody)),
+    security(("admin_token" = [])))]
+pub async fn remove_do_not_call(
+    State(state): State<ApiState>,
+    _: Admin,
+    query: Result<Query<DoNotCallQuery>, QueryRejection>,
+) -> Result<StatusCode, ApiError> {
+    let Query(query) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let number = listed_number(&state, &query).await?;
+    if !state
+        .store
+        .remove_do_not_call(query.enterprise_id.as_deref(), &number)
+        .await?
+    {
+        return Err(ApiError::not_found("do-not-call entry", number.as_str()));
+    }
+    tracing::info!(number = %number.as_str(), enterprise = ?query.enterprise_id, "do-not-call entry removed by the operator");
+    Ok(StatusCode::NO_CONTENT)
 }
 
 #[cfg(test)]

@@ -138,6 +138,7 @@ impl From<ConsentStoreError> for ApiError {
             ConsentStoreError::Identifier(e) => ApiError::invalid("number", e.to_string()),
             ConsentStoreError::Invalid { field, reason } => ApiError::invalid(field, reason),
             e @ (ConsentStoreError::Conflict { .. }
+            | ConsentStoreError::InUse { .. }
             | ConsentStoreError::Transition(_)
             | ConsentStoreError::IdentifierTaken { .. }) => ApiError::Conflict(e.to_string()),
             e @ (ConsentStoreError::Store(_) | ConsentStoreError::KeyHash(_)) => {

@@ -55,21 +55,35 @@ pub fn router(store: Store, config: &ApiConfig) -> Router {
         .route("/v1/consents", get(consents::list_consents))
         .route("/v1/consents/{id}/revoke", post(consents::revoke_consent))
         .route("/v1/people/{id}", get(people::get_person))
-        .route("/admin/v1/enterprises", post(admin::create_enterprise))
+        .route(
+            "/admin/v1/enterprises",
+            post(admin::create_enterprise).get(admin::list_enterprises),
+        )
+        .route(
+            "/admin/v1/enterprises/{id}",
+            get(admin::get_enterprise)
+                .patch(admin::update_enterprise)
+                .delete(admin::delete_enterprise),
+        )
         .route(
             "/admin/v1/enterprises/{id}/status",
             put(admin::set_enterprise_status),
         )
         .route(
             "/admin/v1/enterprises/{id}/api-keys",
-            post(admin::issue_api_key),
+            post(admin::issue_api_key).get(admin::list_api_keys),
         )
         .route(
             "/admin/v1/api-keys/{id}/revoke",
             post(admin::revoke_api_key),
         )
         .route("/admin/v1/subscriptions", put(admin::set_subscription))
-        .route("/admin/v1/do-not-call", post(admin::add_do_not_call))
+        .route(
+            "/admin/v1/do-not-call",
+            post(admin::add_do_not_call)
+                .get(admin::get_do_not_call)
+                .delete(admin::remove_do_not_call),
+        )
         .route(
             "/admin/v1/webhook-events",
             get(admin_webhooks::list_webhook_events),

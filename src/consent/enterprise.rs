@@ -60,6 +60,48 @@ pub struct NewEnterprise {
 }
 
 /// Whether an operator trusts the enterprise.
+/// A partial update of an enterprise: `None` leaves a field as it is. The
+/// webhook fields are doubly optional so that an update can clear them
+/// (`Some(None)`) as well as leave them alone (`None`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EnterpriseChanges {
+    pub name: Option<String>,
+    pub display_name: Option<String>,
+    pub services: Option<Vec<String>>,
+    pub default_region: Option<String>,
+    pub crm_webhook_url: Option<Option<String>>,
+    pub crm_webhook_secret: Option<Option<String>>,
+    pub consent_policy: Option<ConsentPolicy>,
+    pub status: Option<TrustStatus>,
+}
+
+impl EnterpriseChanges {
+    /// `current` with these changes, as the fields of a new registration so
+    /// that an update is checked by exactly the rules a creation is.
+    pub fn applied_to(&self, current: &Enterprise) -> NewEnterprise {
+        let pick = |change: &Option<String>, now: &String| change.clone().unwrap_or(now.clone());
+        NewEnterprise {
+            name: pick(&self.name, &current.name),
+            display_name: pick(&self.display_name, &current.display_name),
+            services: self
+                .services
+                .clone()
+                .unwrap_or_else(|| current.services.clone()),
+            default_region: pick(&self.default_region, &current.default_region),
+            crm_webhook_url: self
+                .crm_webhook_url
+                .clone()
+                .unwrap_or_else(|| current.crm_webhook_url.clone()),
+            crm_webhook_secret: self
+                .crm_webhook_secret
+                .clone()
+                .unwrap_or_else(|| current.crm_webhook_secret.clone()),
+            consent_policy: self.consent_policy.unwrap_or(current.consent_policy),
+            status: self.status.unwrap_or(current.status),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TrustStatus {
     Trusted,

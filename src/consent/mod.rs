@@ -7,6 +7,7 @@
 //! (`crate::store`) persists them and runs the checks that need data. Nothing
 //! here knows about SIP, HTTP or a clock: the current time is always passed in.
 
+pub mod choice;
 // One file per concept, and the consent record is one of them: the domain
 // and its central type share a name on purpose.
 #[allow(clippy::module_inception)]
@@ -20,9 +21,12 @@ pub mod subscription;
 
 use std::fmt;
 
+pub use choice::{Choice, OfferedChoice, MAX_LABEL_CHARS};
 pub use consent::{Channel, Consent, ConsentStatus, Evidence, NewConsent, Scope, Window};
 pub use dnc::{DncEntry, DncImportReport, DncRejection, DncRejectionReason, ParsedDncCsv};
-pub use enterprise::{ApiKey, ConsentPolicy, Enterprise, IssuedApiKey, NewEnterprise, TrustStatus};
+pub use enterprise::{
+    ApiKey, ConsentPolicy, Enterprise, EnterpriseChanges, IssuedApiKey, NewEnterprise, TrustStatus,
+};
 pub use number::{NumberError, Region, E164};
 pub use person::{Identifier, IdentifierKind, Person};
 pub use request::{

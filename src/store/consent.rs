@@ -14,9 +14,9 @@ use crate::consent::enterprise::{generate_api_key, split_api_key, verify_secret,
 use crate::consent::person::IdentifierError;
 use crate::consent::{
     dnc, new_id, ApiKey, Consent, ConsentRequest, DncEntry, DncImportReport, Enterprise,
-    Identifier, IssuedApiKey, NewConsent, NewConsentRequest, NewEnterprise, NumberError, Person,
-    Refusal, Region, RequestEvent, Subscription, SubscriptionStatus, Transition, TransitionError,
-    TrustStatus, E164,
+    EnterpriseChanges, Identifier, IssuedApiKey, NewConsent, NewConsentRequest, NewEnterprise,
+    NumberError, Person, Refusal, Region, RequestEvent, Subscription, SubscriptionStatus,
+    Transition, TransitionError, TrustStatus, E164,
 };
 
 /// Why a consent-domain operation failed.
@@ -56,6 +56,13 @@ pub enum ConsentStoreError {
     /// An input field is unusable; `field` names it.
     #[error("invalid {field}: {reason}")]
     Invalid { field: &'static str, reason: String },
+    /// The row cannot be removed while other records depend on it.
+    #[error("{what} {id:?} cannot be deleted: {reason}")]
+    InUse {
+        what: &'static str,
+        id: String,
+        reason: String,
+    },
 }
 
 impl ConsentStoreError {
@@ -86,39 +93,62 @@ impl Store {
         new: &NewEnterprise,
         now: DateTime<Utc>,
     ) -> Result<Enterprise, ConsentStoreError> {
-        let region: Region = new.default_region.parse()?;
-        if new.name.trim().is_empty() {
-            return Err(invalid("name", "must not be empty"));
-        }
-        if new.display_name.trim().is_empty() {
-            return Err(invalid("display_name", "must not be empty"));
-        }
-        if new.services.iter().any(|s| s.contains(['\n', '\r'])) {
-            return Err(invalid("services", "a service name must fit on one line"));
-        }
-        if let Some(url) = &new.crm_webhook_url {
-            if Identifier::url(url).is_err() {
-                return Err(invalid(
-                    "crm_webhook_url",
-                    format!("{url:?} is not an http(s) URL"),
-                ));
-            }
-        }
-        let enterprise = Enterprise {
-            id: new_id(),
-            name: new.name.trim().to_string(),
-            display_name: new.display_name.trim().to_string(),
-            services: new.services.clone(),
-            default_region: region.to_string(),
-            crm_webhook_url: new.crm_webhook_url.clone(),
-            crm_webhook_secret: new.crm_webhook_secret.clone(),
-            consent_policy: new.consent_policy,
-            status: new.status,
-            created_at: super::to_micros(now),
-            updated_at: super::to_micros(now),
-        };
+        let now = super::to_micros(now);
+        let enterprise = checked_enterprise(new_id(), new, now, now)?;
         on_engine!(self, insert_enterprise(&enterprise))?;
         Ok(enterprise)
+    }
+
+    /// Every enterprise, oldest first.
+    pub async fn enterprises(&self) -> Result<Vec<Enterprise>, ConsentStoreError> {
+        on_engine!(self, enterprises())
+    }
+
+    /// Changes an enterprise's settings, checked by the rules a creation
+    /// is. Two administrators editing at once cannot silently overwrite
+    /// each other: the write only lands on the version that was read.
+    pub async fn update_enterprise(
+        &self,
+        id: &str,
+        changes: &EnterpriseChanges,
+        now: DateTime<Utc>,
+    ) -> Result<Enterprise, ConsentStoreError> {
+        let current = self
+            .enterprise(id)
+            .await?
+            .ok_or_else(|| not_found("enterprise", id))?;
+        let updated = checked_enterprise(
+            current.id.clone(),
+            &changes.applied_to(&current),
+            current.created_at,
+            super::to_micros(now).max(current.updated_at + chrono::TimeDelta::microseconds(1)),
+        )?;
+        if !on_engine!(self, replace_enterprise(&updated, current.updated_at))? {
+            return Err(ConsentStoreError::Conflict {
+                what: "enterprise",
+                id: id.to_string(),
+                expected: current.updated_at.timestamp_micros(),
+            });
+        }
+        Ok(updated)
+    }
+
+    /// Removes an enterprise that never asked anyone anything, with its API
+    /// keys, do-not-call entries and idempotency records. One that has
+    /// subscribers, consents or consent requests is refused: that history is
+    /// evidence, so such an enterprise is suspended instead.
+    pub async fn delete_enterprise(&self, id: &str) -> Result<(), ConsentStoreError> {
+        match on_engine!(self, delete_enterprise(id))? {
+            EnterpriseDeletion::Deleted => Ok(()),
+            EnterpriseDeletion::Missing => Err(not_found("enterprise", id)),
+            EnterpriseDeletion::HasHistory => Err(ConsentStoreError::InUse {
+                what: "enterprise",
+                id: id.to_string(),
+                reason: "it has subscriptions, consents or consent requests; \
+                         suspend it instead"
+                    .to_string(),
+            }),
+        }
     }
 
     pub async fn enterprise(&self, id: &str) -> Result<Option<Enterprise>, ConsentStoreError> {
@@ -339,6 +369,19 @@ impl Store {
 
     /// The entry that bars `number` for the enterprise (`Some`) or globally;
     /// a global entry is reported first.
+    /// Takes `number` off one list (the global one for `None`); the other
+    /// list keeps its entry. False when it was not on that list.
+    pub async fn remove_do_not_call(
+        &self,
+        enterprise_id: Option<&str>,
+        number: &E164,
+    ) -> Result<bool, ConsentStoreError> {
+        on_engine!(
+            self,
+            remove_do_not_call(enterprise_id.unwrap_or(""), number)
+        )
+    }
+
     pub async fn do_not_call(
         &self,
         enterprise_id: Option<&str>,
@@ -591,6 +634,54 @@ impl Store {
             )),
         }
     }
+}
+
+/// What [`Store::delete_enterprise`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum EnterpriseDeletion {
+    Deleted,
+    Missing,
+    HasHistory,
+}
+
+/// The enterprise `fields` describe, if they pass the registration rules.
+fn checked_enterprise(
+    id: String,
+    fields: &NewEnterprise,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+) -> Result<Enterprise, ConsentStoreError> {
+    let region: Region = fields.default_region.parse()?;
+    if fields.name.trim().is_empty() {
+        return Err(invalid("name", "must not be empty"));
+    }
+    if fields.display_name.trim().is_empty() {
+        return Err(invalid("display_name", "must not be empty"));
+    }
+    if fields.services.iter().any(|s| s.contains(['\n', '\r'])) {
+        return Err(invalid("services", "a service name must fit on one line"));
+    }
+    if let Some(url) = &fields.crm_webhook_url {
+        if Identifier::url(url).is_err() {
+            return Err(invalid(
+                "crm_webhook_url",
+                format!("{url:?} is not an http(s) URL"),
+            ));
+        }
+    }
+    Ok(Enterprise {
+        id,
+        name: fields.name.trim().to_string(),
+        display_name: fields.display_name.trim().to_string(),
+        services: fields.services.clone(),
+        default_region: region.to_string(),
+        crm_webhook_url: fields.crm_webhook_url.clone(),
+        crm_webhook_secret: fields.crm_webhook_secret.clone(),
+        consent_policy: fields.consent_policy,
+        status: fields.status,
+        created_at,
+        updated_at,
+    })
 }
 
 fn not_found(what: &'static str, id: &str) -> ConsentStoreError {

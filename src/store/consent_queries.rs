@@ -143,6 +143,93 @@ macro_rules! consent_queries {
             Ok(done.rows_affected() > 0)
         }
 
+        pub(crate) async fn enterprises(pool: &Pool<Db>) -> QueryResult<Vec<Enterprise>> {
+            const CONTEXT: &str = "listing enterprises";
+            let sql = format!("SELECT {ENTERPRISE_COLUMNS} FROM enterprises ORDER BY created_at, id");
+            let rows = sqlx::query(&sql)
+                .fetch_all(pool)
+                .await
+                .map_err(query_error(CONTEXT))?;
+            rows.iter()
+                .map(enterprise_from_row)
+                .collect::<Result<_, _>>()
+                .map_err(query_error(CONTEXT))
+        }
+
+        /// Writes every field of `e` over the stored row, if that row is
+        /// still the version last updated at `read_version`.
+        pub(crate) async fn replace_enterprise(
+            pool: &Pool<Db>,
+            e: &Enterprise,
+            read_version: DateTime<Utc>,
+        ) -> QueryResult<bool> {
+            let done = sqlx::query(
+                "UPDATE enterprises SET name = $2, display_name = $3, services = $4, \
+                 default_region = $5, crm_webhook_url = $6, crm_webhook_secret = $7, \
+                 consent_policy = $8, status = $9, updated_at = $10 \
+                 WHERE id = $1 AND updated_at = $11",
+            )
+            .bind(&e.id)
+            .bind(&e.name)
+            .bind(&e.display_name)
+            .bind(e.services.join("\n"))
+            .bind(&e.default_region)
+            .bind(&e.crm_webhook_url)
+            .bind(&e.crm_webhook_secret)
+            .bind(e.consent_policy.to_string())
+            .bind(e.status.as_str())
+            .bind(t(e.updated_at))
+            .bind(t(read_version))
+            .execute(pool)
+            .await
+            .map_err(query_error("updating an enterprise"))?;
+            Ok(done.rows_affected() > 0)
+        }
+
+        pub(crate) async fn delete_enterprise(
+            pool: &Pool<Db>,
+            id: &str,
+        ) -> QueryResult<crate::store::consent::EnterpriseDeletion> {
+            use crate::store::consent::EnterpriseDeletion;
+            const CONTEXT: &str = "deleting an enterprise";
+            let mut tx = begin(pool).await.map_err(query_error(CONTEXT))?;
+            let exists = sqlx::query("SELECT 1 FROM enterprises WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(query_error(CONTEXT))?
+                .is_some();
+            if !exists {
+                return Ok(EnterpriseDeletion::Missing);
+            }
+            let history = sqlx::query(
+                "SELECT 1 FROM subscriptions WHERE enterprise_id = $1 \
+                 UNION ALL SELECT 1 FROM consents WHERE enterprise_id = $1 \
+                 UNION ALL SELECT 1 FROM consent_requests WHERE enterprise_id = $1 \
+                 LIMIT 1",
+            )
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(query_error(CONTEXT))?;
+            if history.is_some() {
+                return Ok(EnterpriseDeletion::HasHistory);
+            }
+            for sql in [
+                "DELETE FROM api_keys WHERE enterprise_id = $1",
+                "DELETE FROM do_not_call WHERE enterprise_id = $1",
+                "DELETE FROM enterprises WHERE id = $1",
+            ] {
+                sqlx::query(sql)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(query_error(CONTEXT))?;
+            }
+            tx.commit().await.map_err(query_error(CONTEXT))?;
+            Ok(EnterpriseDeletion::Deleted)
+        }
+
         pub(crate) async fn insert_api_key(pool: &Pool<Db>, key: &ApiKey) -> QueryResult<()> {
             sqlx::query(
                 "INSERT INTO api_keys (id, enterprise_id, hash, created_at, revoked_at) \
@@ -521,6 +608,20 @@ macro_rules! consent_queries {
                 })
                 .transpose()
                 .map_err(query_error(CONTEXT))
+        }
+
+        pub(crate) async fn remove_do_not_call(
+            pool: &Pool<Db>,
+            enterprise_id: &str,
+            number: &E164,
+        ) -> QueryResult<bool> {
+            let done = sqlx::query("DELETE FROM do_not_call WHERE enterprise_id = $1 AND number = $2")
+                .bind(enterprise_id)
+                .bind(number.as_str())
+                .execute(pool)
+                .await
+                .map_err(query_error("removing a do-not-call entry"))?;
+            Ok(done.rows_affected() > 0)
         }
 
         pub(crate) async fn import_do_not_call(
