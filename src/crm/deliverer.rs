@@ -63,14 +63,7 @@ impl DelivererHandle {
 
 /// Starts delivering `store`'s outbox as `config` says.
 pub fn spawn_deliverer(store: Store, config: CrmConfig) -> Result<DelivererHandle, DelivererError> {
-    let client = reqwest::Client::builder()
-        .timeout(config.request_timeout)
-        .connect_timeout(config.request_timeout)
-        // A redirect could lead anywhere, past the URL policy: a 3xx is a
-        // failed attempt like any other non-2xx answer.
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .map_err(DelivererError::Client)?;
+    let client = http_client(&config)?;
     let (stop, stopped) = oneshot::channel();
     let task = tokio::spawn(run(
         Deliverer {
@@ -81,6 +74,17 @@ pub fn spawn_deliverer(store: Store, config: CrmConfig) -> Result<DelivererHandl
         stopped,
     ));
     Ok(DelivererHandle { stop, task })
+}
+
+fn http_client(config: &CrmConfig) -> Result<reqwest::Client, DelivererError> {
+    reqwest::Client::builder()
+        .timeout(config.request_timeout)
+        .connect_timeout(config.request_timeout)
+        // A redirect could lead anywhere, past the URL policy: a 3xx is a
+        // failed attempt like any other non-2xx answer.
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .map_err(DelivererError::Client)
 }
 
 struct Deliverer {
@@ -297,4 +301,26 @@ fn error_chain(e: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn https_urls_are_supported() {
+        // Nothing listens there: the attempt must fail to connect, not be
+        // refused for its scheme (which a client without TLS would do).
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .unwrap();
+        let client = http_client(&CrmConfig::default()).unwrap();
+        let err = client
+            .post(format!("https://127.0.0.1:{port}/hooks"))
+            .send()
+            .await
+            .unwrap_err();
+        assert!(err.is_connect(), "{}", error_chain(&err));
+    }
 }
