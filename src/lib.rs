@@ -15,6 +15,7 @@ pub mod crm;
 pub mod rcs;
 pub mod sip;
 pub mod store;
+pub mod timing;
 
 use std::future::Future;
 use std::net::SocketAddr;

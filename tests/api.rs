@@ -135,6 +135,17 @@ impl Api {
         read(response).await
     }
 
+    /// Runs `sql` on a connection of its own, outside the store.
+    async fn execute(&self, sql: &str) {
+        let url = format!(
+            "sqlite://{}",
+            self._dir.path().join("slotgate.db").display()
+        );
+        let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+        sqlx::query(sql).execute(&pool).await.unwrap();
+        pool.close().await;
+    }
+
     async fn count(&self, table: &str) -> i64 {
         let url = format!(
             "sqlite://{}",
@@ -207,6 +218,55 @@ async fn keys_missing_wrong_or_revoked_are_401() {
         .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert_eq!(error_code(&body), "unauthorized");
+}
+
+/// Keys that verified are not hashed again for a while; that must never
+/// let a wrong or revoked key through.
+#[tokio::test]
+async fn a_verified_key_is_remembered_but_revocation_is_immediate() {
+    let api = Api::start().await;
+    let acme = api.tenant("ACME", ANN).await;
+    let path = "/v1/consents?number=%2B33612345678";
+    for _ in 0..2 {
+        let (status, _) = api.get(&acme.key, path).await;
+        assert_eq!(status, StatusCode::OK);
+    }
+
+    // A wrong secret for the remembered key id is refused, every time, and
+    // does not displace the right one.
+    let wrong = format!("sg_{}_{}", acme.key_id, "0".repeat(48));
+    for _ in 0..2 {
+        let (status, _) = api.get(&wrong, path).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+    let (status, _) = api.get(&acme.key, path).await;
+    assert_eq!(status, StatusCode::OK);
+
+    // Revoked behind this node's back (as another node would), the
+    // remembered key is refused on the very next request.
+    api.execute(&format!(
+        "UPDATE api_keys SET revoked_at = '2024-01-01T00:00:00.000000Z' WHERE id = '{}'",
+        acme.key_id
+    ))
+    .await;
+    let (status, body) = api.get(&acme.key, path).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(error_code(&body), "unauthorized");
+
+    // And through the admin API, on this node.
+    let beta = api.tenant("Beta", "+33698765432").await;
+    let (status, _) = api.get(&beta.key, "/v1/consents?number=0698765432").await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = api
+        .post(
+            ADMIN_TOKEN,
+            &format!("/admin/v1/api-keys/{}/revoke", beta.key_id),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, _) = api.get(&beta.key, "/v1/consents?number=0698765432").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
 }
 
 #[tokio::test]

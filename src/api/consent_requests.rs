@@ -222,6 +222,12 @@ pub async fn create_consent_request(
     // only differs in whitespace or key order is still the same request.
     let canonical = serde_json::to_vec(&body).map_err(|_| ApiError::Internal)?;
     let body_digest = hex::encode(Sha256::digest(&canonical));
+    let details = RequestDetails {
+        idempotency_key,
+        body_digest,
+        locale,
+        personalisation,
+    };
     let created = state
         .store
         .create_api_consent_request(
@@ -234,16 +240,16 @@ pub async fn create_consent_request(
                 hold_id: None,
                 expires_at,
             },
-            RequestDetails {
-                idempotency_key,
-                body_digest,
-                locale,
-                personalisation,
-            },
+            details.clone(),
             now,
         )
         .await?;
-    let details = state.store.request_details(&created.request().id).await?;
+    // A new request's details are the ones just written; a replayed one's
+    // are those of the first attempt.
+    let details = match &created {
+        Created::New(_) => Some(details),
+        Created::Existing(r) => state.store.request_details(&r.id).await?,
+    };
     let view = ConsentRequestView::new(created.request(), details);
     let mut response = (StatusCode::ACCEPTED, Json(view)).into_response();
     if matches!(created, Created::Existing(_)) {
@@ -297,12 +303,12 @@ async fn target(
         (None, Some(number)) => {
             // An unknown number is refused like an unsubscribed one; the
             // store checks the rest of the rules when it creates the request.
-            let person = state
+            let person_id = state
                 .store
-                .person_by_identifier(&Identifier::Phone(number.clone()))
+                .person_id_by_identifier(&Identifier::Phone(number.clone()))
                 .await?
                 .ok_or(ApiError::Refused(Refusal::NotSubscribed))?;
-            Ok((person.id, number))
+            Ok((person_id, number))
         }
         (Some(person_id), number) => {
             let person = state

@@ -38,11 +38,7 @@ pub struct Enterprise {
 impl Enterprise {
     /// Whether the enterprise may ask anyone anything right now.
     pub fn ensure_may_ask(&self) -> Result<(), Refusal> {
-        match self.status {
-            TrustStatus::Trusted => Ok(()),
-            TrustStatus::Suspended => Err(Refusal::EnterpriseSuspended),
-            TrustStatus::Untrusted => Err(Refusal::EnterpriseUntrusted),
-        }
+        self.status.ensure_may_ask()
     }
 }
 
@@ -111,6 +107,15 @@ pub enum TrustStatus {
 }
 
 impl TrustStatus {
+    /// Only a trusted enterprise may ask anything.
+    pub fn ensure_may_ask(self) -> Result<(), Refusal> {
+        match self {
+            TrustStatus::Trusted => Ok(()),
+            TrustStatus::Suspended => Err(Refusal::EnterpriseSuspended),
+            TrustStatus::Untrusted => Err(Refusal::EnterpriseUntrusted),
+        }
+    }
+
     pub fn as_str(&self) -> &'static str {
         match self {
             TrustStatus::Trusted => "trusted",

@@ -3,10 +3,13 @@
 //! Enterprises (trusted entities with API keys and a consent policy), the
 //! people they call and those people's identifiers, subscriptions between
 //! the two, consents with their evidence, consent requests (a sans-I/O state
-//! machine) and do-not-call lists. These types hold the rules; the store
+//! machine), do-not-call lists, and what a prompt puts to the person: the
+//! options offered inside the callee's calling hours and the enterprise's
+//! wording of the question. These types hold the rules; the store
 //! (`crate::store`) persists them and runs the checks that need data. Nothing
 //! here knows about SIP, HTTP or a clock: the current time is always passed in.
 
+pub mod calling_hours;
 pub mod choice;
 // One file per concept, and the consent record is one of them: the domain
 // and its central type share a name on purpose.
@@ -16,11 +19,14 @@ pub mod dnc;
 pub mod enterprise;
 pub mod number;
 pub mod person;
+pub mod prompt_options;
 pub mod request;
 pub mod subscription;
+pub mod template;
 
 use std::fmt;
 
+pub use calling_hours::{CallingHours, CallingHoursError, CallingWindow};
 pub use choice::{Choice, OfferedChoice, MAX_LABEL_CHARS};
 pub use consent::{Channel, Consent, ConsentStatus, Evidence, NewConsent, Scope, Window};
 pub use dnc::{DncEntry, DncImportReport, DncRejection, DncRejectionReason, ParsedDncCsv};
@@ -29,11 +35,19 @@ pub use enterprise::{
 };
 pub use number::{NumberError, Region, E164};
 pub use person::{Identifier, IdentifierKind, Person};
+pub use prompt_options::{
+    build_options, candidate_options, NamedRange, OptionPolicy, OptionPolicyError,
+    RBM_MAX_SUGGESTIONS,
+};
 pub use request::{
     Answer, ConsentRequest, NewConsentRequest, RequestEvent, RequestState, SlotOption, Transition,
     TransitionError,
 };
 pub use subscription::{Subscription, SubscriptionStatus};
+pub use template::{
+    sms_reply_line, Placeholder, PromptTemplate, PromptTemplates, PromptValues, TemplateError,
+    DEFAULT_TEMPLATE, FALLBACK_LOCALE,
+};
 
 /// Why slotgate will not contact a person on an enterprise's behalf.
 ///

@@ -199,7 +199,9 @@ impl Store {
     /// The enterprise a presented key belongs to, or `None` if the key is
     /// malformed, unknown, revoked or wrong. Callers still check the
     /// enterprise's status: a suspended enterprise's key is valid but may
-    /// ask nothing.
+    /// ask nothing. A key that verified in the last minute is not hashed
+    /// again (see `key_cache`); its row is still read, so revocation is
+    /// immediate.
     pub async fn verify_api_key(
         &self,
         presented: &str,
@@ -207,22 +209,29 @@ impl Store {
         let Some((id, secret)) = split_api_key(presented) else {
             return Ok(None);
         };
-        let Some(key) = on_engine!(self, api_key(id))? else {
+        let Some((hash, revoked, enterprise)) = on_engine!(self, api_key_holder(id))? else {
             return Ok(None);
         };
-        if key.revoked_at.is_some() {
+        // Read from the row on every request, cached or not: revocation
+        // takes effect at once on every node.
+        if revoked {
             return Ok(None);
         }
-        // argon2 is deliberately slow (tens of milliseconds); off the async
-        // threads it cannot stall the SIP loop that shares the runtime.
-        let (secret, hash) = (secret.to_string(), key.hash.clone());
-        let matches = tokio::task::spawn_blocking(move || verify_secret(&secret, &hash))
-            .await
-            .unwrap_or(false);
-        if !matches {
-            return Ok(None);
+        let now = std::time::Instant::now();
+        if !self.verified_keys.contains(id, secret, &hash, now) {
+            // argon2 is deliberately slow (tens of milliseconds); off the
+            // async threads it cannot stall the SIP loop that shares the
+            // runtime.
+            let (owned, stored) = (secret.to_string(), hash.clone());
+            let matches = tokio::task::spawn_blocking(move || verify_secret(&owned, &stored))
+                .await
+                .unwrap_or(false);
+            if !matches {
+                return Ok(None);
+            }
+            self.verified_keys.insert(id, secret, &hash, now);
         }
-        self.enterprise(&key.enterprise_id).await
+        Ok(Some(enterprise))
     }
 
     /// Revokes a key at once. Revoking a revoked key keeps the first
@@ -235,6 +244,9 @@ impl Store {
         if on_engine!(self, api_key(key_id))?.is_none() {
             return Err(not_found("API key", key_id));
         }
+        // Not needed for correctness (every request reads `revoked_at`),
+        // but a revoked key has no business staying in memory.
+        self.verified_keys.forget(key_id);
         on_engine!(self, revoke_api_key(key_id, now))
     }
 
@@ -282,6 +294,16 @@ impl Store {
         on_engine!(self, person(id))
     }
 
+    /// The id of the person an identifier names: one lookup, where
+    /// [`person_by_identifier`](Store::person_by_identifier) also reads the
+    /// person.
+    pub async fn person_id_by_identifier(
+        &self,
+        identifier: &Identifier,
+    ) -> Result<Option<String>, ConsentStoreError> {
+        on_engine!(self, person_id_by_identifier(identifier))
+    }
+
     /// The person an identifier (of any kind) names.
     pub async fn person_by_identifier(
         &self,
@@ -327,29 +349,24 @@ impl Store {
         number: &E164,
         now: DateTime<Utc>,
     ) -> Result<Person, ConsentStoreError> {
-        let enterprise = self
-            .enterprise(enterprise_id)
+        let person_id = self.check_can_ask_id(enterprise_id, number, now).await?;
+        self.person(&person_id)
             .await?
+            .ok_or(ConsentStoreError::Refused(Refusal::NotSubscribed))
+    }
+
+    /// [`check_can_ask`](Store::check_can_ask) giving only the person's id:
+    /// creating a request needs no more, and reading the whole person is
+    /// two more queries on every API request.
+    async fn check_can_ask_id(
+        &self,
+        enterprise_id: &str,
+        number: &E164,
+        now: DateTime<Utc>,
+    ) -> Result<String, ConsentStoreError> {
+        let facts = on_engine!(self, ask_facts(enterprise_id, number))?
             .ok_or_else(|| not_found("enterprise", enterprise_id))?;
-        enterprise
-            .ensure_may_ask()
-            .map_err(ConsentStoreError::Refused)?;
-        if let Some(entry) = self.do_not_call(Some(enterprise_id), number).await? {
-            return Err(ConsentStoreError::Refused(match entry.enterprise_id {
-                Some(_) => Refusal::DoNotCallEnterprise,
-                None => Refusal::DoNotCallGlobal,
-            }));
-        }
-        let person = self
-            .person_by_identifier(&Identifier::Phone(number.clone()))
-            .await?
-            .ok_or(ConsentStoreError::Refused(Refusal::NotSubscribed))?;
-        self.subscription(&person.id, enterprise_id)
-            .await?
-            .ok_or(Refusal::NotSubscribed)
-            .and_then(|s| s.ensure_active(now))
-            .map_err(ConsentStoreError::Refused)?;
-        Ok(person)
+        facts.may_ask(now).map_err(ConsentStoreError::Refused)
     }
 
     /// Puts a number on the enterprise's list (`Some`) or the global one
@@ -528,13 +545,13 @@ impl Store {
         new: NewConsentRequest,
         now: DateTime<Utc>,
     ) -> Result<ConsentRequest, ConsentStoreError> {
-        let person = self
-            .check_can_ask(&new.enterprise_id, &new.number, now)
+        let person_id = self
+            .check_can_ask_id(&new.enterprise_id, &new.number, now)
             .await?;
-        if person.id != new.person_id {
+        if person_id != new.person_id {
             return Err(invalid(
                 "person_id",
-                format!("{} belongs to person {}", new.number, person.id),
+                format!("{} belongs to person {person_id}", new.number),
             ));
         }
         if let Some(bad) = new.options.iter().find(|o| o.end <= o.start) {
@@ -633,6 +650,34 @@ impl Store {
                 Transition::Applied,
             )),
         }
+    }
+}
+
+/// What decides whether an enterprise may ask a number, read at once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct AskFacts {
+    pub trust: TrustStatus,
+    /// The list the number is on, if any: `Some(None)` is the global list.
+    pub do_not_call: Option<Option<String>>,
+    pub person_id: Option<String>,
+    pub subscription: Option<Subscription>,
+}
+
+impl AskFacts {
+    /// The person's id when everything allows asking; the first rule that
+    /// forbids it otherwise, in the order the refusals are documented.
+    fn may_ask(self, now: DateTime<Utc>) -> Result<String, Refusal> {
+        self.trust.ensure_may_ask()?;
+        match self.do_not_call {
+            Some(Some(_)) => return Err(Refusal::DoNotCallEnterprise),
+            Some(None) => return Err(Refusal::DoNotCallGlobal),
+            None => {}
+        }
+        let person_id = self.person_id.ok_or(Refusal::NotSubscribed)?;
+        self.subscription
+            .ok_or(Refusal::NotSubscribed)?
+            .ensure_active(now)?;
+        Ok(person_id)
     }
 }
 

@@ -264,6 +264,38 @@ macro_rules! consent_queries {
             fetch_optional(pool, &sql, id, api_key_from_row, CONTEXT).await
         }
 
+        /// A key's hash and revocation with its enterprise, in one round
+        /// trip: every API request starts here.
+        pub(crate) async fn api_key_holder(
+            pool: &Pool<Db>,
+            id: &str,
+        ) -> QueryResult<Option<(String, bool, Enterprise)>> {
+            const CONTEXT: &str = "reading an API key's enterprise";
+            let columns = ENTERPRISE_COLUMNS
+                .split(", ")
+                .map(|c| format!("e.{c}"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let sql = format!(
+                "SELECT k.hash AS key_hash, k.revoked_at IS NOT NULL AS key_revoked, {columns} \
+                 FROM api_keys k JOIN enterprises e ON e.id = k.enterprise_id WHERE k.id = $1"
+            );
+            fetch_optional(
+                pool,
+                &sql,
+                id,
+                |row| {
+                    Ok((
+                        row.try_get("key_hash")?,
+                        row.try_get("key_revoked")?,
+                        enterprise_from_row(row)?,
+                    ))
+                },
+                CONTEXT,
+            )
+            .await
+        }
+
         pub(crate) async fn api_keys(pool: &Pool<Db>, enterprise_id: &str) -> QueryResult<Vec<ApiKey>> {
             const CONTEXT: &str = "listing API keys";
             let sql = format!(
@@ -608,6 +640,63 @@ macro_rules! consent_queries {
                 })
                 .transpose()
                 .map_err(query_error(CONTEXT))
+        }
+
+        /// Everything "may this enterprise ask this number?" needs, in one
+        /// round trip: this runs for every consent request, and on SQLite
+        /// each statement is a hop to the driver's thread and back.
+        pub(crate) async fn ask_facts(
+            pool: &Pool<Db>,
+            enterprise_id: &str,
+            number: &E164,
+        ) -> QueryResult<Option<crate::store::consent::AskFacts>> {
+            const CONTEXT: &str = "checking whether an enterprise may ask a number";
+            // The global list is stored under '' and so sorts first: it
+            // binds everyone, and is reported first.
+            let row = sqlx::query(
+                "WITH owner AS (SELECT person_id FROM person_identifiers \
+                                WHERE kind = 'phone' AND value = $2) \
+                 SELECT e.status, \
+                   (SELECT MIN(d.enterprise_id) FROM do_not_call d \
+                     WHERE d.number = $2 AND d.enterprise_id IN ('', $1)) AS dnc_scope, \
+                   (SELECT person_id FROM owner) AS person_id, \
+                   s.status AS subscription_status, s.since, s.until \
+                 FROM enterprises e \
+                 LEFT JOIN subscriptions s \
+                   ON s.enterprise_id = e.id AND s.person_id = (SELECT person_id FROM owner) \
+                 WHERE e.id = $1",
+            )
+            .bind(enterprise_id)
+            .bind(number.as_str())
+            .fetch_optional(pool)
+            .await
+            .map_err(query_error(CONTEXT))?;
+            let Some(row) = row else {
+                return Ok(None);
+            };
+            let facts = (|| -> Result<_, sqlx::Error> {
+                let person_id: Option<String> = row.try_get("person_id")?;
+                let subscription = match row.try_get::<Option<String>, _>("subscription_status")? {
+                    Some(status) => Some(Subscription {
+                        person_id: person_id.clone().unwrap_or_default(),
+                        enterprise_id: enterprise_id.to_string(),
+                        status: status.parse().map_err(|e| decode_error("status", e))?,
+                        since: time(&row, "since")?,
+                        until: opt_time(&row, "until")?,
+                    }),
+                    None => None,
+                };
+                Ok(crate::store::consent::AskFacts {
+                    trust: parsed(&row, "status")?,
+                    do_not_call: row
+                        .try_get::<Option<String>, _>("dnc_scope")?
+                        .map(|scope| (!scope.is_empty()).then_some(scope)),
+                    person_id,
+                    subscription,
+                })
+            })()
+            .map_err(query_error(CONTEXT))?;
+            Ok(Some(facts))
         }
 
         pub(crate) async fn remove_do_not_call(

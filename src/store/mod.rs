@@ -15,6 +15,7 @@ pub mod api;
 mod consent;
 mod consent_postgres;
 mod consent_sqlite;
+mod key_cache;
 mod outbox;
 mod postgres;
 mod recorder;
@@ -109,6 +110,9 @@ impl StoreError {
 #[derive(Debug, Clone)]
 pub struct Store {
     engine: Engine,
+    /// Shared by the clones, so a key verified on one request is known to
+    /// the next (see `key_cache`).
+    verified_keys: Arc<key_cache::VerifiedKeys>,
     /// Wakes the webhook deliverer after a consent change (see `outbox`).
     webhooks: Arc<tokio::sync::Notify>,
 }
@@ -141,6 +145,7 @@ impl Store {
         };
         Ok(Store {
             engine,
+            verified_keys: Arc::default(),
             webhooks: Arc::default(),
         })
     }
