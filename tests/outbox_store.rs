@@ -25,6 +25,7 @@ on_both_engines!(
     failures_back_off_then_die_and_dead_events_unblock_the_next,
     delivered_events_are_final,
     dead_events_are_listed_and_can_be_redriven,
+    concurrent_changes_of_one_person_queue_each_event_once,
 );
 
 fn at(minutes: i64) -> DateTime<Utc> {
@@ -527,4 +528,34 @@ async fn dead_events_are_listed_and_can_be_redriven(db: TestDb) {
         store.redrive_webhook_event("no-such-event", now).await,
         Err(ConsentStoreError::NotFound { .. })
     ));
+}
+
+async fn concurrent_changes_of_one_person_queue_each_event_once(db: TestDb) {
+    let store = db.store().await;
+    let e = enterprise(&store, Some("https://crm.example.com/hooks")).await;
+    let ann = subscriber(&store, &e, ANN).await;
+    let mut writers = Vec::new();
+    for minute in 0..8 {
+        let (store, e, ann) = (store.clone(), e.clone(), ann.clone());
+        writers.push(tokio::spawn(async move {
+            store
+                .record_consent(&granted(&e, &ann, ANN, Some(30)), at(minute))
+                .await
+                .unwrap()
+        }));
+    }
+    for w in writers {
+        w.await.unwrap();
+    }
+    // Two nodes expire at once: each consent expires, and is reported, once.
+    let other = db.store().await;
+    let (a, b) = tokio::join!(store.expire_consents(at(31)), other.expire_consents(at(31)));
+    assert_eq!(a.unwrap() + b.unwrap(), 8);
+    let events = all_events(&store).await;
+    let expired = events
+        .iter()
+        .filter(|e| e.event_type == "consent.expired")
+        .count();
+    assert_eq!(expired, 8);
+    assert_eq!(events.len(), 16);
 }

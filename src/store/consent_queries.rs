@@ -918,6 +918,19 @@ macro_rules! consent_queries {
             // RETURNING order is unspecified; events of one person must
             // queue in the order the consents were given.
             expired.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+            // Queue locks in one global order, so two transactions that
+            // expire consents of the same people cannot deadlock.
+            let mut queues: Vec<(&str, &str)> = expired
+                .iter()
+                .map(|c| (c.enterprise_id.as_str(), c.person_id.as_str()))
+                .collect();
+            queues.sort_unstable();
+            queues.dedup();
+            for (enterprise_id, person_id) in queues {
+                lock_event_queue(&mut tx, enterprise_id, person_id)
+                    .await
+                    .map_err(query_error(CONTEXT))?;
+            }
             for consent in &expired {
                 enqueue_webhook(&mut tx, &Envelope::for_consent(consent, now))
                     .await

@@ -2,9 +2,10 @@
 //!
 //! Expanded by `consent_sqlite` and `consent_postgres` right after
 //! `consent_queries!()`, whose helpers (`Db`, `t`, `time`, `query_error`,
-//! `parsed` …) it uses, and whose writes call [`enqueue_webhook`] inside
-//! their own transactions: that is what makes a consent change and its
-//! event commit together.
+//! `parsed` …) it uses together with the engine's `lock_event_queue`.
+//! The consent writes call [`enqueue_webhook`] inside their own
+//! transactions: that is what makes a consent change and its event commit
+//! together.
 
 macro_rules! outbox_queries {
     () => {
@@ -22,6 +23,7 @@ macro_rules! outbox_queries {
             conn: &mut <Db as sqlx::Database>::Connection,
             event: &Envelope,
         ) -> Result<bool, sqlx::Error> {
+            lock_event_queue(&mut *conn, &event.enterprise_id, &event.person_id).await?;
             let done = sqlx::query(
                 "INSERT INTO webhook_outbox (id, enterprise_id, person_id, event_type, payload, \
                    created_at, state, attempts, next_attempt_at) \
