@@ -291,6 +291,7 @@ async fn serve_on(
         listen: None,
         max_body_bytes: 65_536,
         admin_token: None,
+        allow_private_webhook_urls: false,
     };
     let router = slotgate::api::router(store.clone(), &config);
     let served = tokio::spawn(slotgate::api::serve(listener, router, async move {

@@ -53,6 +53,7 @@ pub struct Config {
     pub store: StoreConfig,
     pub shutdown: ShutdownConfig,
     pub api: ApiConfig,
+    pub crm: CrmConfig,
     pub log_level: String,
 }
 
@@ -119,6 +120,40 @@ pub struct ApiConfig {
     pub max_body_bytes: usize,
     /// Bearer token of the admin routes; `None` disables them.
     pub admin_token: Option<String>,
+    /// Copied from `crm.allow_private_webhook_urls`: the admin API checks
+    /// webhook URLs when an enterprise is configured.
+    pub allow_private_webhook_urls: bool,
+}
+
+/// Delivery of CRM webhooks (see `crate::crm`).
+#[derive(Debug, Clone)]
+pub struct CrmConfig {
+    /// An event is parked as dead after this many failed attempts.
+    pub max_attempts: u32,
+    /// Ceiling of the wait after the first failure; it doubles with each
+    /// further failure, up to `backoff_max`.
+    pub backoff_initial: Duration,
+    pub backoff_max: Duration,
+    /// How long one POST may take before it counts as failed.
+    pub request_timeout: Duration,
+    /// How often the outbox is scanned when nothing wakes the deliverer.
+    pub poll_interval: Duration,
+    /// Allow webhook URLs on loopback, link-local and private addresses.
+    pub allow_private_webhook_urls: bool,
+}
+
+impl Default for CrmConfig {
+    fn default() -> Self {
+        let raw = RawCrm::default();
+        CrmConfig {
+            max_attempts: raw.max_attempts,
+            backoff_initial: Duration::from_millis(raw.backoff_initial_ms),
+            backoff_max: Duration::from_secs(raw.backoff_max_secs),
+            request_timeout: Duration::from_millis(raw.request_timeout_ms),
+            poll_interval: Duration::from_millis(raw.poll_interval_ms),
+            allow_private_webhook_urls: raw.allow_private_webhook_urls,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -138,6 +173,7 @@ struct RawConfig {
     store: RawStore,
     shutdown: RawShutdown,
     api: RawApi,
+    crm: RawCrm,
     log: RawLog,
 }
 
@@ -206,6 +242,30 @@ impl Default for RawApi {
             listen: "127.0.0.1:8080".into(),
             max_body_bytes: 65_536,
             admin_token: String::new(),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawCrm {
+    max_attempts: u32,
+    backoff_initial_ms: u64,
+    backoff_max_secs: u64,
+    request_timeout_ms: u64,
+    poll_interval_ms: u64,
+    allow_private_webhook_urls: bool,
+}
+
+impl Default for RawCrm {
+    fn default() -> Self {
+        RawCrm {
+            max_attempts: 12,
+            backoff_initial_ms: 5_000,
+            backoff_max_secs: 3_600,
+            request_timeout_ms: 10_000,
+            poll_interval_ms: 1_000,
+            allow_private_webhook_urls: false,
         }
     }
 }
@@ -589,6 +649,7 @@ impl RawConfig {
                 "must be empty (admin API off) or at least 32 letters, digits, '-', '_', '.' or '~'",
             ));
         }
+        let crm = self.crm.validate()?;
         if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
             return Err(key_error(
                 "log.level",
@@ -641,8 +702,56 @@ impl RawConfig {
                 listen: api_listen,
                 max_body_bytes: self.api.max_body_bytes as usize,
                 admin_token: (!admin_token.is_empty()).then_some(admin_token),
+                allow_private_webhook_urls: crm.allow_private_webhook_urls,
             },
+            crm,
             log_level: self.log.level,
+        })
+    }
+}
+
+impl RawCrm {
+    fn validate(&self) -> Result<CrmConfig, ConfigError> {
+        if !(1..=100).contains(&self.max_attempts) {
+            return Err(key_error("crm.max_attempts", "must be between 1 and 100"));
+        }
+        if !(1..=3_600_000).contains(&self.backoff_initial_ms) {
+            return Err(key_error(
+                "crm.backoff_initial_ms",
+                "must be between 1 and 3600000",
+            ));
+        }
+        if !(1..=604_800).contains(&self.backoff_max_secs) {
+            return Err(key_error(
+                "crm.backoff_max_secs",
+                "must be between 1 and 604800 (a week)",
+            ));
+        }
+        if self.backoff_max_secs.saturating_mul(1000) < self.backoff_initial_ms {
+            return Err(key_error(
+                "crm.backoff_max_secs",
+                "must not be shorter than crm.backoff_initial_ms",
+            ));
+        }
+        if !(100..=300_000).contains(&self.request_timeout_ms) {
+            return Err(key_error(
+                "crm.request_timeout_ms",
+                "must be between 100 and 300000",
+            ));
+        }
+        if !(10..=600_000).contains(&self.poll_interval_ms) {
+            return Err(key_error(
+                "crm.poll_interval_ms",
+                "must be between 10 and 600000",
+            ));
+        }
+        Ok(CrmConfig {
+            max_attempts: self.max_attempts,
+            backoff_initial: Duration::from_millis(self.backoff_initial_ms),
+            backoff_max: Duration::from_secs(self.backoff_max_secs),
+            request_timeout: Duration::from_millis(self.request_timeout_ms),
+            poll_interval: Duration::from_millis(self.poll_interval_ms),
+            allow_private_webhook_urls: self.allow_private_webhook_urls,
         })
     }
 }
@@ -667,6 +776,51 @@ mod tests {
         assert_eq!(config.trunk.transport, Transport::Udp);
         assert_eq!(config.api.listen, Some("127.0.0.1:8080".parse().unwrap()));
         assert_eq!(config.api.max_body_bytes, 65_536);
+        assert_eq!(config.crm.max_attempts, 12);
+        assert_eq!(config.crm.backoff_initial, Duration::from_secs(5));
+        assert_eq!(config.crm.backoff_max, Duration::from_secs(3600));
+        assert_eq!(config.crm.request_timeout, Duration::from_secs(10));
+        assert_eq!(config.crm.poll_interval, Duration::from_secs(1));
+        assert!(!config.crm.allow_private_webhook_urls);
+        assert!(!config.api.allow_private_webhook_urls);
+    }
+
+    #[test]
+    fn the_crm_defaults_match_the_shipped_file() {
+        let shipped = Config::from_toml_str(include_str!("../config/slotgate.toml")).unwrap();
+        let empty = Config::from_toml_str("").unwrap();
+        assert_eq!(format!("{:?}", shipped.crm), format!("{:?}", empty.crm));
+        assert_eq!(
+            format!("{:?}", empty.crm),
+            format!("{:?}", CrmConfig::default())
+        );
+    }
+
+    #[test]
+    fn the_private_url_flag_reaches_the_api() {
+        let config = Config::from_toml_str(
+            "[crm]\nallow_private_webhook_urls = true\nmax_attempts = 3\nbackoff_initial_ms = 10",
+        )
+        .unwrap();
+        assert!(config.crm.allow_private_webhook_urls);
+        assert!(config.api.allow_private_webhook_urls);
+        assert_eq!(config.crm.max_attempts, 3);
+        assert_eq!(config.crm.backoff_initial, Duration::from_millis(10));
+    }
+
+    #[test]
+    // figment's Jail fixes the closure's error type; it is not ours to box.
+    #[allow(clippy::result_large_err)]
+    fn crm_keys_can_come_from_the_environment() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("slotgate.toml", "[crm]\nmax_attempts = 5\n")?;
+            jail.set_env("SLOTGATE_CRM__MAX_ATTEMPTS", "7");
+            jail.set_env("SLOTGATE_CRM__ALLOW_PRIVATE_WEBHOOK_URLS", "true");
+            let config = Config::load(Path::new("slotgate.toml")).unwrap();
+            assert_eq!(config.crm.max_attempts, 7);
+            assert!(config.crm.allow_private_webhook_urls);
+            Ok(())
+        });
     }
 
     #[test]
@@ -698,6 +852,16 @@ mod tests {
             ("[api]\nlisten = \"port 80\"", "api.listen"),
             ("[api]\nmax_body_bytes = 10", "api.max_body_bytes"),
             ("[api]\nadmin_token = \"short\"", "api.admin_token"),
+            ("[crm]\nmax_attempts = 0", "crm.max_attempts"),
+            ("[crm]\nbackoff_initial_ms = 0", "crm.backoff_initial_ms"),
+            ("[crm]\nbackoff_max_secs = 0", "crm.backoff_max_secs"),
+            (
+                "[crm]\nbackoff_initial_ms = 60000\nbackoff_max_secs = 1",
+                "crm.backoff_max_secs",
+            ),
+            ("[crm]\nrequest_timeout_ms = 5", "crm.request_timeout_ms"),
+            ("[crm]\npoll_interval_ms = 0", "crm.poll_interval_ms"),
+            ("[crm]\nwebhook = 1", "crm"),
         ];
         for (text, key) in cases {
             let err = Config::from_toml_str(text).unwrap_err();

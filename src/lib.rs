@@ -3,13 +3,15 @@
 //!
 //! This file only wires the parts together: it binds the sockets, runs the
 //! B2BUA core on them, hands finished calls to the store, and runs the
-//! enterprise HTTP API beside them. Everything with behaviour lives in the
-//! modules below (see ARCHITECTURE.md).
+//! enterprise HTTP API and the CRM webhook deliverer beside them.
+//! Everything with behaviour lives in the modules below (see
+//! ARCHITECTURE.md).
 
 pub mod api;
 pub mod b2bua;
 pub mod config;
 pub mod consent;
+pub mod crm;
 pub mod rcs;
 pub mod sip;
 pub mod store;
@@ -42,6 +44,8 @@ pub enum RunError {
     },
     #[error(transparent)]
     Store(#[from] store::StoreError),
+    #[error(transparent)]
+    Deliverer(#[from] crm::deliverer::DelivererError),
 }
 
 /// Datagrams handled per wake-up before timers and TCP get a turn.
@@ -80,6 +84,9 @@ pub async fn serve(
         Some(addr) => Some(spawn_api(addr, &config, store.clone()).await?),
         None => None,
     };
+    // Events committed before a crash or by another node are found by the
+    // deliverer's first scan: nothing is lost between commit and delivery.
+    let deliverer = crm::spawn_deliverer(store.clone(), config.crm.clone())?;
     let mut hub = TcpHub::new(events_tx, config.sip.max_message_size);
     let (recorder, recorder_handle) =
         spawn_recorder(store, config.store.batch_size, config.store.flush_interval);
@@ -158,6 +165,7 @@ pub async fn serve(
     if let Some(api) = api {
         api.stop().await;
     }
+    deliverer.stop().await;
     let unwritten = recorder_handle.shutdown().await;
     if unwritten > 0 {
         warn!(unwritten, "call records could not be written before exit");

@@ -49,6 +49,7 @@ impl Api {
             listen: None,
             max_body_bytes: LIMIT,
             admin_token: admin_token.map(str::to_string),
+            allow_private_webhook_urls: false,
         };
         let router = slotgate::api::router(store.clone(), &config);
         tokio::spawn(slotgate::api::serve(

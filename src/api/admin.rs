@@ -111,7 +111,7 @@ impl From<Enterprise> for EnterpriseView {
     responses(
         (status = 201, description = "Registered", body = EnterpriseView),
         (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
-        (status = 422, description = "Invalid field", body = ErrorBody)),
+        (status = 422, description = "Invalid field (a private crm_webhook_url is one)", body = ErrorBody)),
     security(("admin_token" = [])))]
 pub async fn create_enterprise(
     State(state): State<ApiState>,
@@ -123,6 +123,7 @@ pub async fn create_enterprise(
         Some(p) => consent_policy(p)?,
     };
     let status = trust_status(body.status.as_deref().unwrap_or("trusted"))?;
+    super::admin_webhooks::check_webhook_url(&state, body.crm_webhook_url.as_deref())?;
     let enterprise = state
         .store
         .create_enterprise(
@@ -234,7 +235,7 @@ where
         (status = 200, description = "Updated", body = EnterpriseView),
         (status = 404, description = "No such enterprise", body = ErrorBody),
         (status = 409, description = "Changed concurrently; read it again", body = ErrorBody),
-        (status = 422, description = "Invalid field", body = ErrorBody)),
+        (status = 422, description = "Invalid field (a private crm_webhook_url is one)", body = ErrorBody)),
     security(("admin_token" = [])))]
 pub async fn update_enterprise(
     State(state): State<ApiState>,
@@ -242,6 +243,10 @@ pub async fn update_enterprise(
     Path(id): Path<String>,
     ApiJson(body): ApiJson<UpdateEnterprise>,
 ) -> Result<Json<EnterpriseView>, ApiError> {
+    super::admin_webhooks::check_webhook_url(
+        &state,
+        body.crm_webhook_url.clone().flatten().as_deref(),
+    )?;
     let changes = EnterpriseChanges {
         name: body.name,
         display_name: body.display_name,

@@ -8,6 +8,7 @@
 //! which enforces the consent rules, and shape the answer.
 
 pub mod admin;
+pub mod admin_webhooks;
 pub mod auth;
 pub mod consent_requests;
 pub mod consents;
@@ -35,6 +36,8 @@ pub struct ApiState {
     pub store: Store,
     /// `None`: the admin routes are disabled.
     pub admin_token: Option<Arc<str>>,
+    /// Whether enterprises may name private addresses as webhook URLs.
+    pub allow_private_webhook_urls: bool,
 }
 
 /// The API's routes over `store` as `config` sets them up (body limit,
@@ -81,6 +84,14 @@ pub fn router(store: Store, config: &ApiConfig) -> Router {
                 .get(admin::get_do_not_call)
                 .delete(admin::remove_do_not_call),
         )
+        .route(
+            "/admin/v1/webhook-events",
+            get(admin_webhooks::list_webhook_events),
+        )
+        .route(
+            "/admin/v1/webhook-events/{id}/redrive",
+            post(admin_webhooks::redrive_webhook_event),
+        )
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/openapi.json", get(openapi::openapi_json))
@@ -89,6 +100,7 @@ pub fn router(store: Store, config: &ApiConfig) -> Router {
         .with_state(ApiState {
             store,
             admin_token: config.admin_token.as_deref().map(Arc::from),
+            allow_private_webhook_urls: config.allow_private_webhook_urls,
         })
 }
 

@@ -5,7 +5,7 @@ use axum::Json;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{admin, consent_requests, consents, errors, health, people};
+use super::{admin, admin_webhooks, consent_requests, consents, errors, health, people};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -34,6 +34,8 @@ use super::{admin, consent_requests, consents, errors, health, people};
         admin::add_do_not_call,
         admin::get_do_not_call,
         admin::remove_do_not_call,
+        admin_webhooks::list_webhook_events,
+        admin_webhooks::redrive_webhook_event,
     ),
     components(schemas(
         consent_requests::CreateConsentRequest,
@@ -61,6 +63,8 @@ use super::{admin, consent_requests, consents, errors, health, people};
         admin::AddDoNotCall,
         admin::DoNotCallAdded,
         admin::DoNotCallView,
+        admin_webhooks::WebhookEventView,
+        admin_webhooks::WebhookEventList,
     )),
     modifiers(&BearerKey)
 )]

@@ -73,6 +73,7 @@ impl Store {
         let enterprise_id = new.enterprise_id.clone();
         let request = self.prepare_consent_request(new, now).await?;
         if on_engine!(self, insert_request(&request, Some(&details)))? {
+            self.wake_webhooks();
             return Ok(Created::New(request));
         }
         // Another attempt with the same key committed in between: answer

@@ -434,7 +434,9 @@ impl Store {
         )
     }
 
-    /// Records a granted or declined consent with its evidence.
+    /// Records a granted or declined consent with its evidence, and queues
+    /// its `consent.granted`/`consent.declined` webhook event in the same
+    /// transaction.
     pub async fn record_consent(
         &self,
         new: &NewConsent,
@@ -484,6 +486,7 @@ impl Store {
             revoked_at: None,
         };
         on_engine!(self, insert_consent(&consent))?;
+        self.wake_webhooks();
         Ok(consent)
     }
 
@@ -492,8 +495,9 @@ impl Store {
     }
 
     /// Revokes a consent at once and, in the same transaction, puts its
-    /// number on the enterprise's do-not-call list. Revoking twice keeps
-    /// the first revocation.
+    /// number on the enterprise's do-not-call list and queues the
+    /// `consent.revoked` webhook event. Revoking twice keeps the first
+    /// revocation (and its one event).
     pub async fn revoke_consent(
         &self,
         id: &str,
@@ -502,6 +506,7 @@ impl Store {
         if !on_engine!(self, revoke_consent(id, super::to_micros(now)))? {
             return Err(not_found("consent", id));
         }
+        self.wake_webhooks();
         self.consent(id)
             .await?
             .ok_or_else(|| not_found("consent", id))
@@ -521,11 +526,17 @@ impl Store {
         on_engine!(self, consent_covering(enterprise_id, number, t))
     }
 
-    /// Marks granted consents whose `expires_at` has passed as expired;
-    /// returns how many. Queries do not depend on it (they check the time
-    /// themselves); it keeps statuses truthful for reports and webhooks.
+    /// Marks granted consents whose `expires_at` has passed as expired and
+    /// queues a `consent.expired` webhook event for each, in one
+    /// transaction; returns how many. Queries do not depend on it (they
+    /// check the time themselves); it keeps statuses truthful for reports
+    /// and webhooks.
     pub async fn expire_consents(&self, now: DateTime<Utc>) -> Result<u64, ConsentStoreError> {
-        on_engine!(self, expire_consents(super::to_micros(now)))
+        let expired = on_engine!(self, expire_consents(super::to_micros(now)))?;
+        if expired > 0 {
+            self.wake_webhooks();
+        }
+        Ok(expired)
     }
 
     /// Checks and builds a new request (version 1) without storing it.
@@ -560,7 +571,8 @@ impl Store {
     }
 
     /// Opens a consent request after [`check_can_ask`](Store::check_can_ask)
-    /// allows it, in state `created`, at version 1.
+    /// allows it, in state `created`, at version 1, with its
+    /// `consent_request.created` webhook event.
     pub async fn create_consent_request(
         &self,
         new: NewConsentRequest,
@@ -568,6 +580,7 @@ impl Store {
     ) -> Result<ConsentRequest, ConsentStoreError> {
         let request = self.prepare_consent_request(new, now).await?;
         on_engine!(self, insert_request(&request, None))?;
+        self.wake_webhooks();
         Ok(request)
     }
 
@@ -581,6 +594,7 @@ impl Store {
     /// Writes a request's new state if the stored row is still at
     /// `request.version`; returns it at the next version. A stale version
     /// is [`ConsentStoreError::Conflict`]: another node got there first.
+    /// The `consent_request.<state>` webhook event is queued with the write.
     pub async fn save_consent_request(
         &self,
         request: &ConsentRequest,
@@ -611,6 +625,7 @@ impl Store {
             });
         }
         saved.version += 1;
+        self.wake_webhooks();
         Ok(saved)
     }
 

@@ -26,4 +26,22 @@ async fn begin(pool: &sqlx::PgPool) -> Result<sqlx::Transaction<'static, Db>, sq
     pool.begin().await
 }
 
+/// Holds, until the transaction ends, the lock on one person's webhook
+/// queue. Outbox rows are numbered when inserted but become visible when
+/// committed; two transactions adding events for the same person could
+/// otherwise commit in the opposite order of their numbers, and the
+/// deliverer could send the newer event before the older one exists.
+async fn lock_event_queue(
+    conn: &mut sqlx::PgConnection,
+    enterprise_id: &str,
+    person_id: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+        .bind(format!("slotgate-webhooks/{enterprise_id}/{person_id}"))
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
 consent_queries!();
+outbox_queries!();

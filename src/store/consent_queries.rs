@@ -751,7 +751,10 @@ macro_rules! consent_queries {
              raw_reply, signature_valid, replied_at, received_at, created_at, updated_at, \
              revoked_at";
 
+        /// Stores the consent and queues its webhook event, together.
         pub(crate) async fn insert_consent(pool: &Pool<Db>, c: &Consent) -> QueryResult<()> {
+            const CONTEXT: &str = "recording a consent";
+            let mut tx = begin(pool).await.map_err(query_error(CONTEXT))?;
             let sql = format!(
                 "INSERT INTO consents ({CONSENT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, \
                  $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)"
@@ -776,10 +779,13 @@ macro_rules! consent_queries {
                 .bind(t(c.created_at))
                 .bind(t(c.updated_at))
                 .bind(c.revoked_at.map(t))
-                .execute(pool)
+                .execute(&mut *tx)
                 .await
-                .map_err(query_error("recording a consent"))?;
-            Ok(())
+                .map_err(query_error(CONTEXT))?;
+            enqueue_webhook(&mut tx, &Envelope::for_consent(c, c.created_at))
+                .await
+                .map_err(query_error(CONTEXT))?;
+            tx.commit().await.map_err(query_error(CONTEXT))
         }
 
         fn consent_from_row(row: &DbRow) -> Result<Consent, sqlx::Error> {
@@ -830,7 +836,8 @@ macro_rules! consent_queries {
         ) -> QueryResult<bool> {
             const CONTEXT: &str = "revoking a consent";
             let mut tx = begin(pool).await.map_err(query_error(CONTEXT))?;
-            let row = sqlx::query("SELECT enterprise_id, number FROM consents WHERE id = $1")
+            let sql = format!("SELECT {CONSENT_COLUMNS} FROM consents WHERE id = $1");
+            let row = sqlx::query(&sql)
                 .bind(id)
                 .fetch_optional(&mut *tx)
                 .await
@@ -838,9 +845,8 @@ macro_rules! consent_queries {
             let Some(row) = row else {
                 return Ok(false);
             };
-            let enterprise_id: String = row.try_get("enterprise_id").map_err(query_error(CONTEXT))?;
-            let number = number_column(&row, "number").map_err(query_error(CONTEXT))?;
-            sqlx::query(
+            let mut consent = consent_from_row(&row).map_err(query_error(CONTEXT))?;
+            let revoked = sqlx::query(
                 "UPDATE consents SET status = 'revoked', revoked_at = $1, updated_at = $1 \
                  WHERE id = $2 AND status <> 'revoked'",
             )
@@ -849,9 +855,18 @@ macro_rules! consent_queries {
             .execute(&mut *tx)
             .await
             .map_err(query_error(CONTEXT))?;
-            insert_do_not_call(&mut tx, &enterprise_id, &number, "revocation", now)
+            insert_do_not_call(&mut tx, &consent.enterprise_id, &consent.number, "revocation", now)
                 .await
                 .map_err(query_error(CONTEXT))?;
+            // Revoking twice keeps the first revocation: one event only.
+            if revoked.rows_affected() > 0 {
+                consent.status = ConsentStatus::Revoked;
+                consent.revoked_at = Some(now);
+                consent.updated_at = now;
+                enqueue_webhook(&mut tx, &Envelope::for_consent(&consent, now))
+                    .await
+                    .map_err(query_error(CONTEXT))?;
+            }
             tx.commit().await.map_err(query_error(CONTEXT))?;
             Ok(true)
         }
@@ -883,16 +898,46 @@ macro_rules! consent_queries {
                 .map_err(query_error(CONTEXT))
         }
 
+        /// Expires what is due and queues one event per expired consent, in
+        /// one transaction. RETURNING gives exactly the rows this statement
+        /// changed, so two nodes expiring at once cannot both report one.
         pub(crate) async fn expire_consents(pool: &Pool<Db>, now: DateTime<Utc>) -> QueryResult<u64> {
-            let done = sqlx::query(
+            const CONTEXT: &str = "expiring consents";
+            let mut tx = begin(pool).await.map_err(query_error(CONTEXT))?;
+            let sql = format!(
                 "UPDATE consents SET status = 'expired', updated_at = $1 \
-                 WHERE status = 'granted' AND expires_at IS NOT NULL AND expires_at <= $1",
-            )
-            .bind(t(now))
-            .execute(pool)
-            .await
-            .map_err(query_error("expiring consents"))?;
-            Ok(done.rows_affected())
+                 WHERE status = 'granted' AND expires_at IS NOT NULL AND expires_at <= $1 \
+                 RETURNING {CONSENT_COLUMNS}"
+            );
+            let mut expired = sqlx::query(&sql)
+                .bind(t(now))
+                .fetch_all(&mut *tx)
+                .await
+                .and_then(|rows| rows.iter().map(consent_from_row).collect::<Result<Vec<_>, _>>())
+                .map_err(query_error(CONTEXT))?;
+            // RETURNING order is unspecified; events of one person must
+            // queue in the order the consents were given.
+            expired.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+            // Queue locks in one global order, so two transactions that
+            // expire consents of the same people cannot deadlock.
+            let mut queues: Vec<(&str, &str)> = expired
+                .iter()
+                .map(|c| (c.enterprise_id.as_str(), c.person_id.as_str()))
+                .collect();
+            queues.sort_unstable();
+            queues.dedup();
+            for (enterprise_id, person_id) in queues {
+                lock_event_queue(&mut tx, enterprise_id, person_id)
+                    .await
+                    .map_err(query_error(CONTEXT))?;
+            }
+            for consent in &expired {
+                enqueue_webhook(&mut tx, &Envelope::for_consent(consent, now))
+                    .await
+                    .map_err(query_error(CONTEXT))?;
+            }
+            tx.commit().await.map_err(query_error(CONTEXT))?;
+            Ok(expired.len() as u64)
         }
 
         // ---- consent requests ----
@@ -1040,6 +1085,9 @@ macro_rules! consent_queries {
                     return Ok(false);
                 }
             }
+            enqueue_webhook(&mut tx, &Envelope::for_request(r, r.created_at))
+                .await
+                .map_err(query_error(CONTEXT))?;
             tx.commit().await.map_err(query_error(CONTEXT))?;
             Ok(true)
         }
@@ -1169,7 +1217,10 @@ macro_rules! consent_queries {
 
         /// Writes the mutable part of a request if the row is still at
         /// `r.version`, bumping the version. False: no row at that version.
+        /// The transition and its webhook event commit together.
         pub(crate) async fn update_request(pool: &Pool<Db>, r: &ConsentRequest) -> QueryResult<bool> {
+            const CONTEXT: &str = "updating a consent request";
+            let mut tx = begin(pool).await.map_err(query_error(CONTEXT))?;
             let (state, kind, start, end, reason) = state_columns(&r.state);
             let done = sqlx::query(
                 "UPDATE consent_requests SET state = $1, answer_kind = $2, answer_start = $3, \
@@ -1186,10 +1237,21 @@ macro_rules! consent_queries {
             .bind(t(r.updated_at))
             .bind(&r.id)
             .bind(r.version)
-            .execute(pool)
+            .execute(&mut *tx)
             .await
-            .map_err(query_error("updating a consent request"))?;
-            Ok(done.rows_affected() == 1)
+            .map_err(query_error(CONTEXT))?;
+            if done.rows_affected() != 1 {
+                return Ok(false);
+            }
+            let saved = ConsentRequest {
+                version: r.version + 1,
+                ..r.clone()
+            };
+            enqueue_webhook(&mut tx, &Envelope::for_request(&saved, r.updated_at))
+                .await
+                .map_err(query_error(CONTEXT))?;
+            tx.commit().await.map_err(query_error(CONTEXT))?;
+            Ok(true)
         }
     };
 }

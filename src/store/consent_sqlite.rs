@@ -27,4 +27,15 @@ async fn begin(pool: &sqlx::SqlitePool) -> Result<sqlx::Transaction<'static, Db>
     pool.begin_with("BEGIN IMMEDIATE").await
 }
 
+/// Nothing to do: every write transaction starts IMMEDIATE, so writers
+/// (and their outbox rows) are already serialised in commit order.
+async fn lock_event_queue(
+    _conn: &mut sqlx::SqliteConnection,
+    _enterprise_id: &str,
+    _person_id: &str,
+) -> Result<(), sqlx::Error> {
+    Ok(())
+}
+
 consent_queries!();
+outbox_queries!();

@@ -8,12 +8,15 @@
 
 #[macro_use]
 mod consent_queries;
+#[macro_use]
+mod outbox_queries;
 
 pub mod api;
 mod consent;
 mod consent_postgres;
 mod consent_sqlite;
 mod key_cache;
+mod outbox;
 mod postgres;
 mod recorder;
 mod sqlite;
@@ -110,6 +113,8 @@ pub struct Store {
     /// Shared by the clones, so a key verified on one request is known to
     /// the next (see `key_cache`).
     verified_keys: Arc<key_cache::VerifiedKeys>,
+    /// Wakes the webhook deliverer after a consent change (see `outbox`).
+    webhooks: Arc<tokio::sync::Notify>,
 }
 
 #[derive(Debug, Clone)]
@@ -141,6 +146,7 @@ impl Store {
         Ok(Store {
             engine,
             verified_keys: Arc::default(),
+            webhooks: Arc::default(),
         })
     }
 
