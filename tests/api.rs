@@ -728,7 +728,7 @@ async fn the_admin_api_reads_changes_and_removes_enterprises() {
             "/admin/v1/enterprises",
             json!({"name": "Beta", "display_name": "Beta", "default_region": "FR",
                    "crm_webhook_url": "https://crm.beta.example/hook",
-                   "crm_webhook_secret": "whsec_beta"}),
+                   "crm_webhook_secret": "whsec_beta_0123456789"}),
         )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");

@@ -135,6 +135,15 @@ async fn enterprises_round_trip_and_gate_on_trust(db: TestDb) {
         Err(ConsentStoreError::Number(NumberError::UnknownRegion(_)))
     ));
     let mut bad = acme(ConsentPolicy::PerCall);
+    bad.crm_webhook_secret = None;
+    assert!(matches!(
+        store.create_enterprise(&bad, at(0)).await,
+        Err(ConsentStoreError::Invalid {
+            field: "crm_webhook_secret",
+            ..
+        })
+    ));
+    let mut bad = acme(ConsentPolicy::PerCall);
     bad.crm_webhook_url = Some("crm.acme.example".into());
     assert!(matches!(
         store.create_enterprise(&bad, at(0)).await,

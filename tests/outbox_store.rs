@@ -49,7 +49,7 @@ async fn enterprise(store: &Store, url: Option<&str>) -> String {
                 services: vec!["Electricity".into()],
                 default_region: "FR".into(),
                 crm_webhook_url: url.map(str::to_string),
-                crm_webhook_secret: Some("whsec_test".into()),
+                crm_webhook_secret: Some("whsec_test_0123456789".into()),
                 consent_policy: ConsentPolicy::Days(30),
                 status: TrustStatus::Trusted,
             },

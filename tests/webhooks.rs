@@ -587,7 +587,7 @@ async fn private_webhook_urls_are_refused_unless_allowed() {
     let body = |url: &str| {
         json!({
             "name": "Local CRM", "display_name": "Local", "default_region": "FR",
-            "crm_webhook_url": url, "crm_webhook_secret": "whsec_x"
+            "crm_webhook_url": url, "crm_webhook_secret": "whsec_x_0123456789abcdef"
         })
     };
     let strict = start_api(&world.store, false).await;

@@ -713,6 +713,17 @@ fn checked_enterprise(
                 format!("{url:?} is not an http(s) URL"),
             ));
         }
+        // An unsigned event cannot be told from a forged one.
+        if fields
+            .crm_webhook_secret
+            .as_deref()
+            .is_none_or(|s| s.trim().len() < 16)
+        {
+            return Err(invalid(
+                "crm_webhook_secret",
+                "a webhook URL needs a signing secret of at least 16 characters",
+            ));
+        }
     }
     Ok(Enterprise {
         id,
