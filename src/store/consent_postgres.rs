@@ -44,4 +44,9 @@ async fn lock_event_queue(
 }
 
 consent_queries!();
+/// How a claim passes over rows another node is claiming: they are skipped,
+/// not waited for, so nodes claim disjoint batches.
+const SKIP_LOCKED: &str = " FOR UPDATE SKIP LOCKED";
+
 outbox_queries!();
+prompt_queries!();

@@ -755,6 +755,18 @@ macro_rules! consent_queries {
         pub(crate) async fn insert_consent(pool: &Pool<Db>, c: &Consent) -> QueryResult<()> {
             const CONTEXT: &str = "recording a consent";
             let mut tx = begin(pool).await.map_err(query_error(CONTEXT))?;
+            insert_consent_on(&mut tx, c)
+                .await
+                .map_err(query_error(CONTEXT))?;
+            tx.commit().await.map_err(query_error(CONTEXT))
+        }
+
+        /// Writes `c` and its webhook event on `conn`, the caller's
+        /// transaction.
+        async fn insert_consent_on(
+            conn: &mut <Db as sqlx::Database>::Connection,
+            c: &Consent,
+        ) -> Result<(), sqlx::Error> {
             let sql = format!(
                 "INSERT INTO consents ({CONSENT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, \
                  $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)"
@@ -779,13 +791,10 @@ macro_rules! consent_queries {
                 .bind(t(c.created_at))
                 .bind(t(c.updated_at))
                 .bind(c.revoked_at.map(t))
-                .execute(&mut *tx)
-                .await
-                .map_err(query_error(CONTEXT))?;
-            enqueue_webhook(&mut tx, &Envelope::for_consent(c, c.created_at))
-                .await
-                .map_err(query_error(CONTEXT))?;
-            tx.commit().await.map_err(query_error(CONTEXT))
+                .execute(&mut *conn)
+                .await?;
+            enqueue_webhook(conn, &Envelope::for_consent(c, c.created_at)).await?;
+            Ok(())
         }
 
         fn consent_from_row(row: &DbRow) -> Result<Consent, sqlx::Error> {
@@ -1177,14 +1186,22 @@ macro_rules! consent_queries {
             let Some(row) = row else {
                 return Ok(None);
             };
-            let options = sqlx::query(
+            let options = request_options(pool, id)
+                .await
+                .map_err(query_error(CONTEXT))?;
+            let request = request_from_row(&row, options).map_err(query_error(CONTEXT))?;
+            Ok(Some(request))
+        }
+
+        /// The slots the enterprise asked to offer, in their order.
+        async fn request_options(pool: &Pool<Db>, id: &str) -> Result<Vec<SlotOption>, sqlx::Error> {
+            sqlx::query(
                 "SELECT start_at, end_at FROM consent_request_options \
                  WHERE request_id = $1 ORDER BY position",
             )
             .bind(id)
             .fetch_all(pool)
-            .await
-            .map_err(query_error(CONTEXT))?
+            .await?
             .iter()
             .map(|o| {
                 Ok(SlotOption {
@@ -1192,27 +1209,29 @@ macro_rules! consent_queries {
                     end: time(o, "end_at")?,
                 })
             })
-            .collect::<Result<Vec<_>, sqlx::Error>>()
-            .map_err(query_error(CONTEXT))?;
-            let request = (|| -> Result<ConsentRequest, sqlx::Error> {
-                Ok(ConsentRequest {
-                    id: row.try_get("id")?,
-                    enterprise_id: row.try_get("enterprise_id")?,
-                    person_id: row.try_get("person_id")?,
-                    number: number_column(&row, "number")?,
-                    scope: parsed(&row, "scope")?,
-                    options,
-                    hold_id: row.try_get("hold_id")?,
-                    state: state_from_row(&row)?,
-                    provider_message_id: row.try_get("provider_message_id")?,
-                    created_at: time(&row, "created_at")?,
-                    updated_at: time(&row, "updated_at")?,
-                    expires_at: time(&row, "expires_at")?,
-                    version: row.try_get("version")?,
-                })
-            })()
-            .map_err(query_error(CONTEXT))?;
-            Ok(Some(request))
+            .collect()
+        }
+
+        /// A request row (selected with `REQUEST_COLUMNS`) and its options.
+        fn request_from_row(
+            row: &DbRow,
+            options: Vec<SlotOption>,
+        ) -> Result<ConsentRequest, sqlx::Error> {
+            Ok(ConsentRequest {
+                id: row.try_get("id")?,
+                enterprise_id: row.try_get("enterprise_id")?,
+                person_id: row.try_get("person_id")?,
+                number: number_column(row, "number")?,
+                scope: parsed(row, "scope")?,
+                options,
+                hold_id: row.try_get("hold_id")?,
+                state: state_from_row(row)?,
+                provider_message_id: row.try_get("provider_message_id")?,
+                created_at: time(row, "created_at")?,
+                updated_at: time(row, "updated_at")?,
+                expires_at: time(row, "expires_at")?,
+                version: row.try_get("version")?,
+            })
         }
 
         /// Writes the mutable part of a request if the row is still at
@@ -1221,6 +1240,23 @@ macro_rules! consent_queries {
         pub(crate) async fn update_request(pool: &Pool<Db>, r: &ConsentRequest) -> QueryResult<bool> {
             const CONTEXT: &str = "updating a consent request";
             let mut tx = begin(pool).await.map_err(query_error(CONTEXT))?;
+            if !update_request_on(&mut tx, r)
+                .await
+                .map_err(query_error(CONTEXT))?
+            {
+                return Ok(false);
+            }
+            tx.commit().await.map_err(query_error(CONTEXT))?;
+            Ok(true)
+        }
+
+        /// Writes the mutable part of a request and its webhook event on
+        /// `conn` if the row is still at `r.version`, bumping the version.
+        /// False: no row at that version (nothing written).
+        async fn update_request_on(
+            conn: &mut <Db as sqlx::Database>::Connection,
+            r: &ConsentRequest,
+        ) -> Result<bool, sqlx::Error> {
             let (state, kind, start, end, reason) = state_columns(&r.state);
             let done = sqlx::query(
                 "UPDATE consent_requests SET state = $1, answer_kind = $2, answer_start = $3, \
@@ -1237,9 +1273,8 @@ macro_rules! consent_queries {
             .bind(t(r.updated_at))
             .bind(&r.id)
             .bind(r.version)
-            .execute(&mut *tx)
-            .await
-            .map_err(query_error(CONTEXT))?;
+            .execute(&mut *conn)
+            .await?;
             if done.rows_affected() != 1 {
                 return Ok(false);
             }
@@ -1247,10 +1282,7 @@ macro_rules! consent_queries {
                 version: r.version + 1,
                 ..r.clone()
             };
-            enqueue_webhook(&mut tx, &Envelope::for_request(&saved, r.updated_at))
-                .await
-                .map_err(query_error(CONTEXT))?;
-            tx.commit().await.map_err(query_error(CONTEXT))?;
+            enqueue_webhook(conn, &Envelope::for_request(&saved, r.updated_at)).await?;
             Ok(true)
         }
     };

@@ -38,4 +38,9 @@ async fn lock_event_queue(
 }
 
 consent_queries!();
+/// How a claim passes over rows another node is claiming; SQLite has one
+/// writer at a time, so there is nothing to skip.
+const SKIP_LOCKED: &str = "";
+
 outbox_queries!();
+prompt_queries!();

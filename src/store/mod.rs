@@ -10,6 +10,8 @@
 mod consent_queries;
 #[macro_use]
 mod outbox_queries;
+#[macro_use]
+mod prompt_queries;
 
 pub mod api;
 mod consent;
@@ -18,6 +20,7 @@ mod consent_sqlite;
 mod key_cache;
 mod outbox;
 mod postgres;
+pub mod prompts;
 mod recorder;
 mod sqlite;
 
