@@ -52,11 +52,11 @@ pub struct InboundRecord {
 /// What an inbound message does, decided by the consent exchange.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum InboundEffect {
-    /// The request takes its answer (its version is the one read) and, for
-    /// anything but an unclear reply, the consent it gives.
+    /// The request takes its answer (its version is the one read) and the
+    /// consent the answer gives, if any.
     Answer {
         request: ConsentRequest,
-        consent: Option<Consent>,
+        consent: Option<Box<Consent>>,
     },
     /// Every consent the person gave the enterprise is revoked and the
     /// number goes on the enterprise's do-not-call list; the open request,
