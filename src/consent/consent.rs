@@ -174,6 +174,9 @@ pub enum Channel {
     Api,
     /// Entered by an operator.
     Manual,
+    /// The built-in simulator: test and demonstration traffic, never a
+    /// real person's word.
+    Simulator,
 }
 
 impl Channel {
@@ -183,6 +186,7 @@ impl Channel {
             Channel::Sms => "sms",
             Channel::Api => "api",
             Channel::Manual => "manual",
+            Channel::Simulator => "simulator",
         }
     }
 }
@@ -192,6 +196,7 @@ impl FromStr for Channel {
     fn from_str(s: &str) -> Result<Self, UnknownValue> {
         match s {
             "rcs" => Ok(Channel::Rcs),
+            "simulator" => Ok(Channel::Simulator),
             "sms" => Ok(Channel::Sms),
             "api" => Ok(Channel::Api),
             "manual" => Ok(Channel::Manual),

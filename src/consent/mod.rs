@@ -32,6 +32,7 @@ pub use consent::{Channel, Consent, ConsentStatus, Evidence, NewConsent, Scope, 
 pub use dnc::{DncEntry, DncImportReport, DncRejection, DncRejectionReason, ParsedDncCsv};
 pub use enterprise::{
     ApiKey, ConsentPolicy, Enterprise, EnterpriseChanges, IssuedApiKey, NewEnterprise, TrustStatus,
+    PER_CALL_VALIDITY,
 };
 pub use number::{NumberError, Region, E164};
 pub use person::{Identifier, IdentifierKind, Person};

@@ -27,6 +27,7 @@
 pub mod channel;
 pub mod confirm;
 pub mod delivery;
+pub mod exchange;
 mod http;
 pub mod rbm;
 pub mod reply;

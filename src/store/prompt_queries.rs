@@ -53,8 +53,9 @@ macro_rules! prompt_queries {
             })
         }
 
-        /// Replaces what the request offers; written before the prompt
-        /// leaves, so a reply can always be read against it.
+        /// Replaces what the request offers, and its options with the slots
+        /// among them; written before the prompt leaves, so a reply can
+        /// always be read against it.
         pub(crate) async fn save_choices(
             pool: &Pool<Db>,
             request_id: &str,
@@ -82,6 +83,31 @@ macro_rules! prompt_queries {
                 .bind(delay)
                 .bind(start.map(t))
                 .bind(end.map(t))
+                .execute(&mut *tx)
+                .await
+                .map_err(query_error(CONTEXT))?;
+            }
+            // The request's options become the slots actually offered:
+            // an answer naming one of them is a slot, anything else the
+            // person's own time.
+            sqlx::query("DELETE FROM consent_request_options WHERE request_id = $1")
+                .bind(request_id)
+                .execute(&mut *tx)
+                .await
+                .map_err(query_error(CONTEXT))?;
+            let slots = choices.iter().filter_map(|c| match &c.choice {
+                Choice::Slot(slot) => Some(slot),
+                _ => None,
+            });
+            for (position, slot) in (1_i32..).zip(slots) {
+                sqlx::query(
+                    "INSERT INTO consent_request_options (request_id, position, start_at, end_at) \
+                     VALUES ($1, $2, $3, $4)",
+                )
+                .bind(request_id)
+                .bind(position)
+                .bind(t(slot.start))
+                .bind(t(slot.end))
                 .execute(&mut *tx)
                 .await
                 .map_err(query_error(CONTEXT))?;

@@ -1,0 +1,268 @@
+//! The consent exchange's decisions, both ways, as pure functions.
+//!
+//! Out: what a prompt offers and says, given the person's history, zone
+//! and calling hours. In: what a reply does to the request it answers, the
+//! consent it records, and what goes back to the person. The async shells
+//! (`dispatcher`, `inbound`) fetch the inputs, call these, and persist the
+//! result; everything that can be decided is decided here, with the time
+//! passed in, so it is tested without a database, a provider or a clock.
+
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+
+use super::confirm::{clarification, confirmation, revocation_confirmation, Locale};
+use super::reply::{read_postback, read_text, Reading, ReplyContext};
+use crate::consent::{
+    build_options, sms_reply_line, Answer, Channel, Consent, ConsentRequest, ConsentStatus,
+    Enterprise, Evidence, OfferedChoice, OptionPolicy, PromptTemplates, PromptValues,
+    RequestEvent, RequestState, Scope, SlotOption, Transition, Window, PER_CALL_VALIDITY,
+};
+use crate::store::prompts::InboundEffect;
+use crate::timing::{may_prompt, ContactHistory, OptionRanker, PromptRefusal, RankingPolicy};
+
+/// A prompt ready to go out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Prompt {
+    pub choices: Vec<OfferedChoice>,
+    /// The text for a channel with suggestion chips (RCS, simulator).
+    pub rich_text: String,
+    /// The text for SMS: the same, followed by the numbered choices.
+    pub sms_text: String,
+}
+
+/// What goes into a prompt.
+#[derive(Debug, Clone, Copy)]
+pub struct PromptInput<'a> {
+    pub enterprise: &'a Enterprise,
+    pub request: &'a ConsentRequest,
+    /// The person's name as the enterprise gave it ("" when unknown).
+    pub name: &'a str,
+    pub locale: &'a str,
+    pub zone: Tz,
+    pub history: &'a ContactHistory,
+    pub now: DateTime<Utc>,
+}
+
+/// Builds the prompt for `input.request`, or says why the person must not
+/// be asked now (cool-down after a decline, weekly cap).
+pub fn compose_prompt(
+    input: PromptInput<'_>,
+    options: &OptionPolicy,
+    ranking: &RankingPolicy,
+    ranker: &dyn OptionRanker,
+    templates: &PromptTemplates,
+) -> Result<Prompt, PromptRefusal> {
+    may_prompt(input.history, input.now, ranking)?;
+    let mut choices = build_options(options, input.zone, input.now, |candidates| {
+        ranker.rank(input.history, candidates, input.zone, input.now)
+    });
+    // Slots the enterprise asked to offer come first: it knows its agents'
+    // schedule.
+    let preferred = preferred_choices(input.request, input.zone, options.max_choices);
+    if !preferred.is_empty() {
+        choices.retain(|c| !preferred.iter().any(|p| p.postback == c.postback));
+        let keep = options.max_choices.saturating_sub(preferred.len()).max(1);
+        let decline = choices.pop();
+        choices.truncate(keep.saturating_sub(1));
+        choices.splice(0..0, preferred);
+        choices.extend(decline);
+    }
+    let purpose = match &input.request.scope {
+        Scope::Campaign(c) => c.as_str(),
+        Scope::Purpose(p) => p.as_str(),
+    };
+    let values = PromptValues {
+        name: input.name,
+        purpose,
+        enterprise: &input.enterprise.display_name,
+    };
+    Ok(Prompt {
+        rich_text: templates.render(input.locale, &values),
+        sms_text: format!(
+            "{}\n{}",
+            templates.render(input.locale, &values),
+            sms_reply_line(&choices)
+        ),
+        choices,
+    })
+}
+
+/// The enterprise's preferred slots as choices, labelled in the person's
+/// zone.
+fn preferred_choices(request: &ConsentRequest, zone: Tz, max: usize) -> Vec<OfferedChoice> {
+    request
+        .options
+        .iter()
+        .take(max.saturating_sub(1))
+        .map(|slot| {
+            let local = slot.start.with_timezone(&zone);
+            OfferedChoice {
+                label: local.format("%a %-d %b %-I:%M %p").to_string(),
+                postback: format!("slot:{}", slot.start.format("%Y-%m-%dT%H:%M:%SZ")),
+                choice: crate::consent::Choice::Slot(*slot),
+            }
+        })
+        .collect()
+}
+
+/// A reply as it arrived.
+#[derive(Debug, Clone, Copy)]
+pub struct ReplyInput<'a> {
+    /// The request the reply answers: the latest prompt to that number.
+    pub request: &'a ConsentRequest,
+    pub offered: &'a [OfferedChoice],
+    pub enterprise: &'a Enterprise,
+    pub zone: Tz,
+    pub postback: Option<&'a str>,
+    pub text: Option<&'a str>,
+    pub channel: Channel,
+    pub provider_message_id: &'a str,
+    pub signature_valid: bool,
+    /// When the person sent it (provider clock); replies are read as of
+    /// then, so a redelivery days later reads the same.
+    pub sent_at: DateTime<Utc>,
+    pub received_at: DateTime<Utc>,
+}
+
+/// What a reply does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplyDecision {
+    pub effect: InboundEffect,
+    /// The message back to the person, if any: a confirmation, the
+    /// clarifying question (sent only on the first unclear reply), or the
+    /// revocation notice.
+    pub message: Option<String>,
+}
+
+/// Decides what a reply does to its request.
+pub fn decide_reply(
+    input: ReplyInput<'_>,
+    options: &OptionPolicy,
+    locale: Locale,
+) -> ReplyDecision {
+    let ctx = ReplyContext {
+        offered: input.offered,
+        zone: input.zone,
+        now: input.sent_at,
+        slot_length: options.slot_length,
+        calling_hours: options.calling_hours,
+    };
+    let reading = match (input.postback, input.text) {
+        (Some(postback), _) => read_postback(postback, &ctx),
+        (None, Some(text)) => read_text(text, &ctx),
+        (None, None) => Reading::Unclear,
+    };
+    let request = input.request;
+    match reading {
+        Reading::Revoke => {
+            let mut answered = request.clone();
+            let open = answered
+                .apply(RequestEvent::Answered(Answer::Decline), input.received_at)
+                .is_ok_and(|t| t == Transition::Applied);
+            ReplyDecision {
+                effect: InboundEffect::Revoke {
+                    enterprise_id: request.enterprise_id.clone(),
+                    person_id: request.person_id.clone(),
+                    number: request.number.clone(),
+                    request: open.then_some(answered),
+                },
+                message: Some(revocation_confirmation(
+                    &input.enterprise.display_name,
+                    locale,
+                )),
+            }
+        }
+        Reading::Unclear => ReplyDecision {
+            effect: InboundEffect::Clarify {
+                request_id: request.id.clone(),
+            },
+            message: Some(clarification(input.offered, locale)),
+        },
+        Reading::Picked { answer, .. } => {
+            let answer = own_time_as_range(answer, request);
+            let mut answered = request.clone();
+            match answered.apply(RequestEvent::Answered(answer.clone()), input.received_at) {
+                Ok(Transition::Applied) => {
+                    let consent = consent_for(&input, &answer);
+                    ReplyDecision {
+                        effect: InboundEffect::Answer {
+                            request: answered,
+                            consent: Some(Box::new(consent)),
+                        },
+                        message: Some(confirmation(&answer, input.zone, input.sent_at, locale)),
+                    }
+                }
+                // Already answered this way, answered otherwise, expired or
+                // failed: the request keeps what it has; the message is
+                // kept in the ledger.
+                Ok(Transition::Unchanged) | Err(_) => ReplyDecision {
+                    effect: InboundEffect::Ignore,
+                    message: None,
+                },
+            }
+        }
+    }
+}
+
+/// A slot the prompt did not offer (a typed "5:30pm", a delay counted from
+/// the reply) is a time of the person's own choosing: the request records
+/// it as a range, as its state machine defines. The offered slots are the
+/// request's options (the dispatcher writes them when it sends).
+fn own_time_as_range(answer: Answer, request: &ConsentRequest) -> Answer {
+    match answer {
+        Answer::Slot(slot) if !request.options.contains(&slot) => Answer::Range {
+            start: slot.start,
+            end: slot.end,
+        },
+        other => other,
+    }
+}
+
+/// The consent an answer gives, with its evidence.
+fn consent_for(input: &ReplyInput<'_>, answer: &Answer) -> Consent {
+    let request = input.request;
+    let (status, bounds) = match answer {
+        Answer::Now => (
+            ConsentStatus::Granted,
+            Some((input.sent_at, input.sent_at + PER_CALL_VALIDITY)),
+        ),
+        Answer::Slot(SlotOption { start, end }) | Answer::Range { start, end } => {
+            (ConsentStatus::Granted, Some((*start, *end)))
+        }
+        Answer::Decline => (ConsentStatus::Declined, None),
+    };
+    let window = bounds.and_then(|(start, end)| Window::new(start, end, input.zone.name()).ok());
+    let expires_at = match status {
+        ConsentStatus::Granted => input
+            .enterprise
+            .consent_policy
+            .expires_at(input.received_at, window.as_ref().map(|w| w.end)),
+        _ => None,
+    };
+    Consent {
+        id: crate::consent::new_id(),
+        person_id: request.person_id.clone(),
+        enterprise_id: request.enterprise_id.clone(),
+        number: request.number.clone(),
+        scope: request.scope.clone(),
+        status,
+        window,
+        expires_at,
+        channel: input.channel,
+        evidence: Evidence {
+            provider_message_id: Some(input.provider_message_id.to_string()),
+            raw_reply: input.postback.or(input.text).map(str::to_string),
+            signature_valid: Some(input.signature_valid),
+            replied_at: Some(input.sent_at),
+            received_at: Some(input.received_at),
+        },
+        created_at: input.received_at,
+        updated_at: input.received_at,
+        revoked_at: None,
+    }
+}
+
+/// Whether a request still waits for its answer.
+pub fn is_open(request: &ConsentRequest) -> bool {
+    matches!(request.state, RequestState::Sent | RequestState::Delivered)
+}
