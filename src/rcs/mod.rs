@@ -15,8 +15,10 @@
 //!   slotgate runs end to end with no provider account.
 //!
 //! `delivery` decides, per prompt, which channel to use, when to retry and
-//! when to fall back to SMS. `secret` masks credentials in every `Debug`;
-//! `http` is the shared reading of provider answers as retryable or not.
+//! when to fall back to SMS; `channels` holds the configured providers'
+//! clients (built once from `[channels]`) and sends on the route chosen.
+//! `secret` masks credentials in every `Debug`; `http` is the shared
+//! reading of provider answers as retryable or not.
 //!
 //! Whatever the channel, the answer is read the same way: `reply` reads a
 //! postback or free text against the choices offered, in the person's
@@ -25,6 +27,7 @@
 //! their inputs, the time included.
 
 pub mod channel;
+pub mod channels;
 pub mod confirm;
 pub mod delivery;
 pub mod exchange;

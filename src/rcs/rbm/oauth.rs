@@ -50,9 +50,19 @@ impl ServiceAccount {
             private_key: String,
             token_uri: Option<String>,
         }
-        // serde_json's error text never quotes the input, so the key cannot
-        // leak through it.
-        let file: KeyFile = serde_json::from_str(json)
+        // serde_json's syntax errors never quote the input, but a type
+        // error quotes the offending value ("invalid type: string \"…\""):
+        // a file that is one JSON string (a PEM pasted as JSON, say) would
+        // put the key into the message. Only an object goes on to typing,
+        // whose fields are all strings.
+        let value: serde_json::Value = serde_json::from_str(json)
+            .map_err(|e| RbmSetupError::Key(format!("not a service-account key file: {e}")))?;
+        if !value.is_object() {
+            return Err(RbmSetupError::Key(
+                "not a service-account key file: a JSON object is expected".into(),
+            ));
+        }
+        let file: KeyFile = serde_json::from_value(value)
             .map_err(|e| RbmSetupError::Key(format!("not a service-account key file: {e}")))?;
         Ok(ServiceAccount {
             client_email: file.client_email,
@@ -286,6 +296,15 @@ mod tests {
         let account = ServiceAccount::from_key_file(&file).unwrap();
         assert_eq!(account.client_email, "a@b.iam.gserviceaccount.com");
         assert!(!format!("{account:?}").contains("PRIVATE KEY"));
+    }
+
+    #[test]
+    fn a_key_file_that_is_not_an_object_is_not_echoed() {
+        let pasted = serde_json::Value::String(TEST_KEY.into()).to_string();
+        let err = ServiceAccount::from_key_file(&pasted).unwrap_err();
+        assert!(!err.to_string().contains("PRIVATE KEY"), "{err}");
+        let err = ServiceAccount::from_key_file(TEST_KEY).unwrap_err();
+        assert!(!err.to_string().contains("PRIVATE KEY"), "{err}");
     }
 
     #[test]
