@@ -3,7 +3,8 @@
 //!
 //! This file only wires the parts together: it binds the sockets, runs the
 //! B2BUA core on them, hands finished calls to the store, and runs the
-//! enterprise HTTP API and the CRM webhook deliverer beside them.
+//! enterprise HTTP API, the consent exchange (prompts out, replies in)
+//! and the CRM webhook deliverer beside them.
 //! Everything with behaviour lives in the modules below (see
 //! ARCHITECTURE.md).
 
@@ -46,6 +47,8 @@ pub enum RunError {
     Store(#[from] store::StoreError),
     #[error(transparent)]
     Deliverer(#[from] crm::deliverer::DelivererError),
+    #[error(transparent)]
+    Channels(#[from] rcs::channels::ChannelSetupError),
 }
 
 /// Datagrams handled per wake-up before timers and TCP get a turn.
@@ -80,10 +83,21 @@ pub async fn serve(
             config.sip.max_message_size,
         ));
     }
+    let channels = Arc::new(rcs::channels::Channels::from_config(&config.channels)?);
+    let inbound =
+        rcs::inbound::Inbound::new(store.clone(), channels.clone(), config.prompts.clone());
+    let exchange = api::Exchange {
+        inbound: inbound.clone(),
+        channels: channels.clone(),
+    };
     let api = match config.api.listen {
-        Some(addr) => Some(spawn_api(addr, &config, store.clone()).await?),
+        Some(addr) => Some(spawn_api(addr, &config, store.clone(), exchange).await?),
         None => None,
     };
+    // Requests created before a restart, or by another node, are found by
+    // the dispatcher's first scan.
+    let prompts =
+        rcs::service::spawn_exchange(store.clone(), channels, inbound, config.prompts.clone());
     // Events committed before a crash or by another node are found by the
     // deliverer's first scan: nothing is lost between commit and delivery.
     let deliverer = crm::spawn_deliverer(store.clone(), config.crm.clone())?;
@@ -165,6 +179,7 @@ pub async fn serve(
     if let Some(api) = api {
         api.stop().await;
     }
+    prompts.stop().await;
     deliverer.stop().await;
     let unwritten = recorder_handle.shutdown().await;
     if unwritten > 0 {
@@ -200,6 +215,7 @@ async fn spawn_api(
     addr: SocketAddr,
     config: &Config,
     store: Store,
+    exchange: api::Exchange,
 ) -> Result<RunningApi, RunError> {
     let listener = TcpListener::bind(addr)
         .await
@@ -210,7 +226,7 @@ async fn spawn_api(
         })?;
     let local = listener.local_addr().unwrap_or(addr);
     info!(api = %local, "enterprise API is listening");
-    let router = api::router(store, &config.api);
+    let router = api::router_with(store, &config.api, Some(exchange));
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(api::serve(listener, router, async move {
         let _ = stopped.await;

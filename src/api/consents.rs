@@ -47,7 +47,7 @@ pub struct ConsentView {
     pub window: Option<WindowView>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<DateTime<Utc>>,
-    /// `rcs`, `sms`, `api` or `manual`.
+    /// `rcs`, `sms`, `api`, `manual` or `simulator`.
     pub channel: &'static str,
     /// Whether a call placed now would be allowed by this consent.
     pub covers_now: bool,

@@ -16,6 +16,8 @@ pub mod errors;
 pub mod health;
 pub mod openapi;
 pub mod people;
+pub mod simulator;
+pub mod webhooks;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -27,6 +29,8 @@ use serde::de::DeserializeOwned;
 use tokio::net::TcpListener;
 
 use crate::config::ApiConfig;
+use crate::rcs::channels::Channels;
+use crate::rcs::inbound::Inbound;
 use crate::store::Store;
 use errors::ApiError;
 
@@ -38,12 +42,39 @@ pub struct ApiState {
     pub admin_token: Option<Arc<str>>,
     /// Whether enterprises may name private addresses as webhook URLs.
     pub allow_private_webhook_urls: bool,
+    /// The consent exchange; `None`: no channel webhooks, no simulator.
+    pub exchange: Option<Exchange>,
+    pub webhooks: Arc<webhooks::WebhookCounters>,
+}
+
+/// What the provider webhooks and the simulator routes act on.
+#[derive(Clone)]
+pub struct Exchange {
+    pub inbound: Inbound,
+    pub channels: Arc<Channels>,
+}
+
+impl std::fmt::Debug for Exchange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Exchange").finish_non_exhaustive()
+    }
 }
 
 /// The API's routes over `store` as `config` sets them up (body limit,
-/// admin token); `config.listen` is the caller's business.
+/// admin token); `config.listen` is the caller's business. Without the
+/// consent exchange, the provider webhooks and the simulator are absent.
 pub fn router(store: Store, config: &ApiConfig) -> Router {
+    router_with(store, config, None)
+}
+
+/// [`router`] with the consent exchange's routes: provider webhooks, and the
+/// simulator's when it is the configured channel.
+pub fn router_with(store: Store, config: &ApiConfig, exchange: Option<Exchange>) -> Router {
     Router::new()
+        .route("/webhooks/rbm", post(webhooks::rbm_webhook))
+        .route("/webhooks/sms", post(webhooks::sms_webhook))
+        .route("/v1/simulator/inbox", get(simulator::inbox))
+        .route("/v1/simulator/reply", post(simulator::reply))
         .route(
             "/v1/consent-requests",
             post(consent_requests::create_consent_request),
@@ -101,6 +132,8 @@ pub fn router(store: Store, config: &ApiConfig) -> Router {
             store,
             admin_token: config.admin_token.as_deref().map(Arc::from),
             allow_private_webhook_urls: config.allow_private_webhook_urls,
+            exchange,
+            webhooks: Arc::default(),
         })
 }
 

@@ -5,7 +5,7 @@ use axum::Json;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{admin, admin_webhooks, consent_requests, consents, errors, health, people};
+use super::{admin, admin_webhooks, consent_requests, consents, errors, health, people, simulator};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -36,8 +36,14 @@ use super::{admin, admin_webhooks, consent_requests, consents, errors, health, p
         admin::remove_do_not_call,
         admin_webhooks::list_webhook_events,
         admin_webhooks::redrive_webhook_event,
+        simulator::inbox,
+        simulator::reply,
     ),
     components(schemas(
+        simulator::InboxMessage,
+        simulator::InboxChoice,
+        simulator::SimulatedReply,
+        simulator::ReplyOutcome,
         consent_requests::CreateConsentRequest,
         consent_requests::SlotBody,
         consent_requests::ScopeView,

@@ -96,7 +96,7 @@ impl Delivery {
         &mut self,
         result: Result<SendOutcome, SendError>,
         now: DateTime<Utc>,
-        backoff: impl Fn(u32) -> TimeDelta,
+        mut backoff: impl FnMut(u32) -> TimeDelta,
     ) -> Step {
         self.attempts += 1;
         match result {

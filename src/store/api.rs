@@ -74,6 +74,7 @@ impl Store {
         let request = self.prepare_consent_request(new, now).await?;
         if on_engine!(self, insert_request(&request, Some(&details)))? {
             self.wake_webhooks();
+            self.wake_prompts();
             return Ok(Created::New(request));
         }
         // Another attempt with the same key committed in between: answer

@@ -581,6 +581,7 @@ impl Store {
         let request = self.prepare_consent_request(new, now).await?;
         on_engine!(self, insert_request(&request, None))?;
         self.wake_webhooks();
+        self.wake_prompts();
         Ok(request)
     }
 

@@ -118,6 +118,9 @@ pub struct Store {
     verified_keys: Arc<key_cache::VerifiedKeys>,
     /// Wakes the webhook deliverer after a consent change (see `outbox`).
     webhooks: Arc<tokio::sync::Notify>,
+    /// Wakes the prompt dispatcher after a consent request is created (see
+    /// `prompts`).
+    prompts: Arc<tokio::sync::Notify>,
 }
 
 #[derive(Debug, Clone)]
@@ -150,6 +153,7 @@ impl Store {
             engine,
             verified_keys: Arc::default(),
             webhooks: Arc::default(),
+            prompts: Arc::default(),
         })
     }
 

@@ -98,6 +98,16 @@ pub enum InboundOutcome {
 }
 
 impl Store {
+    /// Notified after a consent request is created in this process, so its
+    /// prompt leaves at once; other nodes find it by polling.
+    pub fn prompt_signal(&self) -> std::sync::Arc<tokio::sync::Notify> {
+        self.prompts.clone()
+    }
+
+    pub(super) fn wake_prompts(&self) {
+        self.prompts.notify_one();
+    }
+
     /// Records what a prompt offers; call before sending it.
     pub async fn save_offered_choices(
         &self,
