@@ -14,8 +14,8 @@ use super::confirm::{clarification, confirmation, revocation_confirmation, Local
 use super::reply::{read_postback, read_text, Reading, ReplyContext};
 use crate::consent::{
     build_options, sms_reply_line, Answer, Channel, Consent, ConsentRequest, ConsentStatus,
-    Enterprise, Evidence, OfferedChoice, OptionPolicy, PromptTemplates, PromptValues,
-    RequestEvent, RequestState, Scope, SlotOption, Transition, Window, PER_CALL_VALIDITY,
+    Enterprise, Evidence, OfferedChoice, OptionPolicy, PromptTemplates, PromptValues, RequestEvent,
+    RequestState, Scope, SlotOption, Transition, Window, PER_CALL_VALIDITY,
 };
 use crate::store::prompts::InboundEffect;
 use crate::timing::{may_prompt, ContactHistory, OptionRanker, PromptRefusal, RankingPolicy};
@@ -172,6 +172,13 @@ pub fn decide_reply(
                 )),
             }
         }
+        // Only an open request is worth a clarifying question: after the
+        // answer ("thanks!") or the deadline, it would offer choices that
+        // can no longer be picked.
+        Reading::Unclear if !is_open(request) => ReplyDecision {
+            effect: InboundEffect::Ignore,
+            message: None,
+        },
         Reading::Unclear => ReplyDecision {
             effect: InboundEffect::Clarify {
                 request_id: request.id.clone(),
