@@ -172,6 +172,13 @@ pub fn decide_reply(
                 )),
             }
         }
+        // Only an open request is worth a clarifying question: after the
+        // answer ("thanks!") or the deadline, it would offer choices that
+        // can no longer be picked.
+        Reading::Unclear if !is_open(request) => ReplyDecision {
+            effect: InboundEffect::Ignore,
+            message: None,
+        },
         Reading::Unclear => ReplyDecision {
             effect: InboundEffect::Clarify {
                 request_id: request.id.clone(),
