@@ -349,8 +349,6 @@ fn an_enterprise_slot_replaces_the_generated_slot_at_the_same_time() {
 }
 
 #[test]
-#[ignore = "preferred slots are offered as given, even once their time has passed: \
-            a request prompted late (after a cool-down or cap) offers a slot already gone"]
 fn an_enterprise_slot_already_begun_is_not_offered() {
     let preferred = vec![slot(ny(10, 13, 0), 60), slot(ny(11, 10, 0), 30)];
     let prompt = compose(&request(preferred), &ContactHistory::default()).unwrap();

@@ -58,7 +58,7 @@ pub fn compose_prompt(
     });
     // Slots the enterprise asked to offer come first: it knows its agents'
     // schedule.
-    let preferred = preferred_choices(input.request, input.zone, options.max_choices);
+    let preferred = preferred_choices(input.request, input.zone, input.now, options);
     if !preferred.is_empty() {
         choices.retain(|c| !preferred.iter().any(|p| p.postback == c.postback));
         let keep = options.max_choices.saturating_sub(preferred.len()).max(1);
@@ -88,12 +88,28 @@ pub fn compose_prompt(
 }
 
 /// The enterprise's preferred slots as choices, labelled in the person's
-/// zone.
-fn preferred_choices(request: &ConsentRequest, zone: Tz, max: usize) -> Vec<OfferedChoice> {
+/// zone. A slot is offered only while it is still ahead by the policy's
+/// lead and starts inside calling hours: a prompt sent late (after a
+/// cool-down, a provider outage) must not offer a time already gone, and
+/// the enterprise's wish does not override the callee's hours.
+fn preferred_choices(
+    request: &ConsentRequest,
+    zone: Tz,
+    now: DateTime<Utc>,
+    options: &OptionPolicy,
+) -> Vec<OfferedChoice> {
     request
         .options
         .iter()
-        .take(max.saturating_sub(1))
+        .filter(|slot| {
+            slot.start >= now + options.min_lead && options.calling_hours.contains(slot.start, zone)
+        })
+        .take(
+            options
+                .max_choices
+                .min(crate::consent::RBM_MAX_SUGGESTIONS)
+                .saturating_sub(1),
+        )
         .map(|slot| {
             let local = slot.start.with_timezone(&zone);
             OfferedChoice {
