@@ -23,6 +23,7 @@ pub mod prompt_options;
 pub mod request;
 pub mod subscription;
 pub mod template;
+pub mod zone;
 
 use std::fmt;
 
@@ -34,7 +35,7 @@ pub use enterprise::{
     ApiKey, ConsentPolicy, Enterprise, EnterpriseChanges, IssuedApiKey, NewEnterprise, TrustStatus,
     PER_CALL_VALIDITY,
 };
-pub use number::{NumberError, Region, E164};
+pub use number::{NumberError, NumberParts, Region, E164};
 pub use person::{Identifier, IdentifierKind, Person};
 pub use prompt_options::{
     build_options, candidate_options, NamedRange, OptionPolicy, OptionPolicyError,
@@ -49,6 +50,7 @@ pub use template::{
     sms_reply_line, Placeholder, PromptTemplate, PromptTemplates, PromptValues, TemplateError,
     DEFAULT_TEMPLATE, FALLBACK_LOCALE,
 };
+pub use zone::{callee_zone, ZoneGuess};
 
 /// Why slotgate will not contact a person on an enterprise's behalf.
 ///

@@ -10,6 +10,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use phonenumber::country;
+use phonenumber::metadata::DATABASE;
 use phonenumber::Mode;
 
 /// Why a number or a region was refused.
@@ -42,6 +43,13 @@ impl FromStr for Region {
         country::Id::from_str(&code)
             .map(Region)
             .map_err(|_| NumberError::UnknownRegion(s.to_string()))
+    }
+}
+
+impl Region {
+    /// The ISO 3166 alpha-2 code, upper case.
+    pub fn as_str(&self) -> &str {
+        self.0.as_ref()
     }
 }
 
@@ -106,6 +114,55 @@ impl E164 {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The number's place in the numbering plan: its country calling code,
+    /// the region the metadata assigns it to, and the national significant
+    /// number (the digits after the country code).
+    ///
+    /// `None` only if the stored text no longer parses, which cannot happen
+    /// for a value built by [`E164::parse`]; callers treat it as "nothing
+    /// known about the number".
+    pub fn parts(&self) -> Option<NumberParts<'_>> {
+        let parsed = phonenumber::parse(None, &self.0).ok()?;
+        let country_code = parsed.code().value();
+        // E.164 text is `+`, the country code, then the national number, so
+        // the national digits are what follows the code's own digits.
+        let skip = 1 + country_code.to_string().len();
+        let national = self.0.get(skip..)?;
+        // The metadata finds the region from the national number read as an
+        // integer, which drops a leading zero (every Italian landline), so
+        // fall back to the country code's main region.
+        let region = parsed.country().id().or_else(|| {
+            DATABASE
+                .region(&country_code)?
+                .first()
+                .and_then(|id| country::Id::from_str(id).ok())
+        });
+        Some(NumberParts {
+            country_code,
+            region: region.map(Region),
+            national,
+        })
+    }
+
+    /// The region (ISO 3166 alpha-2) the number belongs to, when the
+    /// numbering plan names one: `US` or `CA` for `+1` numbers by area code,
+    /// `RE` or `YT` for `+262`; `None` for international non-geographic
+    /// services such as `+800`.
+    pub fn region(&self) -> Option<Region> {
+        self.parts().and_then(|parts| parts.region)
+    }
+}
+
+/// Where an [`E164`] number sits in the numbering plan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NumberParts<'a> {
+    /// The country calling code, e.g. 1, 33, 262.
+    pub country_code: u16,
+    /// The region the metadata assigns the number to, if any.
+    pub region: Option<Region>,
+    /// The national significant number: digits only, no trunk prefix.
+    pub national: &'a str,
 }
 
 impl fmt::Display for E164 {
@@ -160,6 +217,27 @@ mod tests {
             E164::parse("+1 123 456 7890", None),
             Err(NumberError::Invalid(_))
         ));
+    }
+
+    #[test]
+    fn parts_name_country_code_region_and_national_digits() {
+        let us = E164::parse("+1 212 736 5000", None).unwrap();
+        let parts = us.parts().unwrap();
+        assert_eq!(parts.country_code, 1);
+        assert_eq!(parts.region.map(|r| r.to_string()).as_deref(), Some("US"));
+        assert_eq!(parts.national, "2127365000");
+        // Italian landlines keep their leading zero, which the metadata's
+        // own region lookup loses.
+        let rome = E164::parse("+39 06 1234 5678", None).unwrap();
+        let parts = rome.parts().unwrap();
+        assert_eq!(parts.national, "0612345678");
+        assert_eq!(rome.region().map(|r| r.to_string()).as_deref(), Some("IT"));
+        let reunion = E164::parse("+262 262 12 34 56", None).unwrap();
+        assert_eq!(reunion.region().unwrap().as_str(), "RE");
+        // International freephone belongs to no region.
+        let freephone = E164::parse("+800 1234 5678", None).unwrap();
+        assert_eq!(freephone.parts().unwrap().country_code, 800);
+        assert_eq!(freephone.region(), None);
     }
 
     #[test]
