@@ -23,7 +23,7 @@ use super::channels::Channels;
 use super::delivery::{Delivery, Route, Step};
 use super::exchange::{compose_prompt, PromptInput};
 use crate::config::PromptConfig;
-use crate::consent::{ConsentRequest, PromptTemplates, RequestEvent, E164};
+use crate::consent::{callee_zone, ConsentRequest, PromptTemplates, RequestEvent, E164};
 use crate::store::prompts::SentPrompt;
 use crate::store::{ConsentStoreError, Store};
 use crate::timing::HistoryRanker;
@@ -275,6 +275,5 @@ impl Dispatcher {
 /// The zone slots and calling hours are computed in: the number's own when
 /// it has one, else the configured fallback.
 pub fn zone_of(number: &E164, fallback: chrono_tz::Tz) -> chrono_tz::Tz {
-    let _ = number;
-    fallback
+    callee_zone(number).zone_or(fallback)
 }
