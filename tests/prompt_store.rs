@@ -33,6 +33,9 @@ on_both_engines!(
     ignored_messages_are_kept_in_the_ledger_once,
     contact_history_lists_sent_prompts_with_what_was_picked,
     requests_due_to_expire_are_open_and_past_their_deadline,
+    concurrent_dispatchers_claim_disjoint_requests,
+    a_message_delivered_concurrently_acts_once,
+    racing_replies_to_one_request_answer_it_once,
 );
 
 fn at(minutes: i64) -> DateTime<Utc> {
@@ -1023,4 +1026,105 @@ async fn requests_due_to_expire_are_open_and_past_their_deadline(db: TestDb) {
         store.requests_due_to_expire(at(600), 10).await.unwrap(),
         [late.id, delivered.id, future.id]
     );
+}
+
+async fn concurrent_dispatchers_claim_disjoint_requests(db: TestDb) {
+    let store = db.store().await;
+    let (e, ann) = acme_and_ann(&store).await;
+    let mut all = Vec::new();
+    for minute in 1..=8 {
+        all.push(request(&store, &e, &ann, at(minute)).await.id);
+    }
+    let claims: Vec<_> = (0..4)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                store
+                    .claim_requests_to_send(at(10), secs(LEASE), 3)
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    let mut claimed = Vec::new();
+    for claim in claims {
+        let batch = claim.await.unwrap();
+        assert!(batch.len() <= 3);
+        claimed.extend(batch.into_iter().map(|r| r.id));
+    }
+    claimed.sort_unstable();
+    all.sort_unstable();
+    assert_eq!(claimed, all, "every request claimed exactly once");
+}
+
+async fn a_message_delivered_concurrently_acts_once(db: TestDb) {
+    let store = db.store().await;
+    let (e, ann) = acme_and_ann(&store).await;
+    let r = request(&store, &e, &ann, at(1)).await;
+    let r = send(&store, &r.id, "rbm-out-1", at(2)).await;
+    let events = all_events(&store).await.len();
+    let record = inbound("rbm-in-1", Some(&r.id), at(5));
+    let effect = InboundEffect::Answer {
+        request: answered(&r, Answer::Now, at(5)),
+        consent: Some(Box::new(consent_for(&r, &record))),
+    };
+    let deliveries: Vec<_> = (0..4)
+        .map(|_| {
+            let (store, record, effect) = (store.clone(), record.clone(), effect.clone());
+            tokio::spawn(async move { store.record_inbound(&record, &effect).await.unwrap() })
+        })
+        .collect();
+    let mut outcomes = Vec::new();
+    for delivery in deliveries {
+        outcomes.push(delivery.await.unwrap());
+    }
+    let applied = outcomes
+        .iter()
+        .filter(|o| **o == InboundOutcome::Applied { revoked: 0 })
+        .count();
+    let duplicates = outcomes
+        .iter()
+        .filter(|o| **o == InboundOutcome::Duplicate)
+        .count();
+    assert_eq!((applied, duplicates), (1, 3), "{outcomes:?}");
+    assert_eq!(count(&db, "SELECT COUNT(*) FROM consents").await, 1);
+    assert_eq!(ledger(&db).await, ["answered"]);
+    assert_eq!(all_events(&store).await.len(), events + 2);
+}
+
+async fn racing_replies_to_one_request_answer_it_once(db: TestDb) {
+    let store = db.store().await;
+    let (e, ann) = acme_and_ann(&store).await;
+    let r = request(&store, &e, &ann, at(1)).await;
+    let r = send(&store, &r.id, "rbm-out-1", at(2)).await;
+    // Two different replies ("1" and "2"), both read the request at the
+    // same version.
+    let replies: Vec<_> = [
+        ("rbm-in-1", Answer::Now),
+        ("rbm-in-2", Answer::Slot(evening())),
+    ]
+    .into_iter()
+    .map(|(id, answer)| {
+        let store = store.clone();
+        let record = inbound(id, Some(&r.id), at(5));
+        let effect = InboundEffect::Answer {
+            request: answered(&r, answer, at(5)),
+            consent: Some(Box::new(consent_for(&r, &record))),
+        };
+        tokio::spawn(async move { store.record_inbound(&record, &effect).await })
+    })
+    .collect();
+    let mut applied = 0;
+    let mut conflicts = 0;
+    for reply in replies {
+        match reply.await.unwrap() {
+            Ok(InboundOutcome::Applied { revoked: 0 }) => applied += 1,
+            Err(ConsentStoreError::Conflict { .. }) => conflicts += 1,
+            other => panic!("unexpected outcome {other:?}"),
+        }
+    }
+    assert_eq!((applied, conflicts), (1, 1));
+    assert_eq!(count(&db, "SELECT COUNT(*) FROM consents").await, 1);
+    assert_eq!(ledger(&db).await, ["answered"], "the loser left no row");
+    assert_eq!(read(&store, &r.id).await.version, r.version + 1);
 }
