@@ -723,10 +723,37 @@ async fn a_revocation_revokes_the_enterprise_consents_and_bars_the_number(db: Te
         .await
         .unwrap();
     let r = request(&store, &e, &ann, at(3)).await;
-    let r = send(&store, &r.id, "rbm-out-1", at(3)).await;
+    let stale = send(&store, &r.id, "rbm-out-1", at(3)).await;
+    let (r, _) = store
+        .apply_consent_request_event(&r.id, RequestEvent::Delivered, at(4))
+        .await
+        .unwrap();
     let events = all_events(&store).await.len();
 
+    // Read against a stale request, the whole revocation is refused: no
+    // consent revoked, no do-not-call entry, no ledger row.
     let record = inbound("rbm-in-stop", Some(&r.id), at(5));
+    let effect = InboundEffect::Revoke {
+        enterprise_id: e.clone(),
+        person_id: ann.clone(),
+        number: number(ANN),
+        request: Some(answered(&stale, Answer::Decline, at(5))),
+    };
+    assert!(matches!(
+        store.record_inbound(&record, &effect).await,
+        Err(ConsentStoreError::Conflict { .. })
+    ));
+    assert_eq!(store.consent(&c1.id).await.unwrap(), Some(c1.clone()));
+    assert_eq!(store.consent(&c2.id).await.unwrap(), Some(c2.clone()));
+    assert!(store
+        .do_not_call(Some(&e), &number(ANN))
+        .await
+        .unwrap()
+        .is_none());
+    assert_eq!(ledger(&db).await, Vec::<String>::new());
+    assert_eq!(all_events(&store).await.len(), events);
+    assert_eq!(read(&store, &r.id).await, r);
+
     let effect = InboundEffect::Revoke {
         enterprise_id: e.clone(),
         person_id: ann.clone(),
