@@ -132,7 +132,8 @@ impl Store {
         on_engine!(self, choices(request_id))
     }
 
-    /// Leases up to `limit` requests waiting to be sent for `lease`.
+    /// Leases up to `limit` requests waiting to be sent for `lease`,
+    /// oldest first.
     pub async fn claim_requests_to_send(
         &self,
         now: DateTime<Utc>,
@@ -153,6 +154,9 @@ impl Store {
                 claimed.push(request);
             }
         }
+        // RETURNING gives the claimed rows in no particular order (on
+        // PostgreSQL it varies); the dispatcher sends in this order.
+        claimed.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
         Ok(claimed)
     }
 
