@@ -152,7 +152,22 @@ impl Inbound {
         }
     }
 
+    /// Applies a reply; when the request changed between reading and
+    /// writing (a receipt or another reply landed meanwhile), reads it
+    /// again and decides again, so a STOP is never lost to a race.
     async fn reply(&self, reply: Reply) -> Result<Handled, ConsentStoreError> {
+        const TRIES: usize = 3;
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            match self.reply_once(&reply).await {
+                Err(ConsentStoreError::Conflict { .. }) if tries < TRIES => continue,
+                other => return other,
+            }
+        }
+    }
+
+    async fn reply_once(&self, reply: &Reply) -> Result<Handled, ConsentStoreError> {
         let record = |request: Option<&ConsentRequest>| InboundRecord {
             provider: reply.provider.as_str().to_string(),
             provider_message_id: reply.provider_message_id.clone(),
