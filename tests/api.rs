@@ -872,6 +872,59 @@ async fn the_admin_api_reads_and_removes_do_not_call_entries() {
 }
 
 #[tokio::test]
+async fn the_admin_api_sets_prompt_templates_per_locale() {
+    let api = Api::start().await;
+    let acme = api.tenant("ACME", ANN).await;
+    let path = format!("/admin/v1/enterprises/{}/prompt-templates", acme.id);
+    let put = |body: Value| {
+        api.client
+            .put(api.url(&path))
+            .bearer_auth(ADMIN_TOKEN)
+            .json(&body)
+            .send()
+    };
+    let (status, body) = read(
+        put(json!({"templates": {
+            "en": "Hi {name}, {enterprise} about {purpose}?",
+            "fr-FR": "Bonjour {name}, {enterprise} souhaite vous appeler ({purpose}).",
+        }}))
+        .await
+        .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        body["templates"]["fr-fr"],
+        "Bonjour {name}, {enterprise} souhaite vous appeler ({purpose})."
+    );
+    let (status, read_back) = api.get(ADMIN_TOKEN, &path).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(read_back, body);
+
+    // A template naming what slotgate cannot fill is refused whole.
+    let (status, body) = read(
+        put(json!({"templates": {"en": "Hi {first_name}", "de": "Hallo {name}"}}))
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(error_field(&body), "templates.en");
+    let (_, unchanged) = api.get(ADMIN_TOKEN, &path).await;
+    assert_eq!(unchanged, read_back);
+
+    let (status, _) = api
+        .get(
+            ADMIN_TOKEN,
+            "/admin/v1/enterprises/missing/prompt-templates",
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = api.get(&acme.key, &path).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
 async fn without_an_admin_token_the_admin_api_is_absent() {
     let api = Api::start_with(None).await;
     let (status, body) = api

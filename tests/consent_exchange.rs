@@ -183,6 +183,10 @@ impl World {
     }
 
     async fn ask(&self) -> (StatusCode, Value) {
+        self.ask_in("en").await
+    }
+
+    async fn ask_in(&self, locale: &str) -> (StatusCode, Value) {
         let response = self
             .client
             .post(format!("{}/v1/consent-requests", self.base))
@@ -190,6 +194,7 @@ impl World {
             .json(&json!({
                 "number": ANN,
                 "purpose": "your boiler service",
+                "locale": locale,
                 "personalisation": {"name": "Ann"},
             }))
             .send()
@@ -412,5 +417,35 @@ async fn a_typed_time_is_the_persons_own_range() {
             .date_naive()
             .succ_opt()
             .unwrap()
+    );
+}
+
+#[tokio::test]
+async fn the_prompt_speaks_the_enterprises_words_in_the_persons_locale() {
+    let world = World::start(AutoReply::Off).await;
+    let enterprise = world.store.enterprises().await.unwrap()[0].id.clone();
+    let mut templates = slotgate::consent::PromptTemplates::new();
+    templates
+        .insert(
+            "fr",
+            "Bonjour {name}, {enterprise} voudrait vous appeler : {purpose}.",
+        )
+        .unwrap();
+    world
+        .store
+        .set_prompt_templates(&enterprise, &templates)
+        .await
+        .unwrap();
+    let (status, body) = world.ask_in("fr-CA").await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    world
+        .until("the prompt is sent", || async {
+            !world.inbox().await.is_empty()
+        })
+        .await;
+    let prompt = &world.inbox().await[0];
+    assert_eq!(
+        prompt["text"],
+        "Bonjour Ann, ACME Energy voudrait vous appeler : your boiler service."
     );
 }

@@ -22,8 +22,8 @@ use super::errors::{ApiError, ErrorBody};
 use super::people::SubscriptionView;
 use super::{ApiJson, ApiState};
 use crate::consent::{
-    ConsentPolicy, Enterprise, EnterpriseChanges, Identifier, NewEnterprise, SubscriptionStatus,
-    TrustStatus, E164,
+    ConsentPolicy, Enterprise, EnterpriseChanges, Identifier, NewEnterprise, PromptTemplates,
+    SubscriptionStatus, TrustStatus, E164,
 };
 use crate::store::ConsentStoreError;
 
@@ -515,6 +515,68 @@ pub async fn add_do_not_call(
         number: number.as_str().to_string(),
         added,
     }))
+}
+
+/// An enterprise's prompt wording, by locale (`en`, `fr`, `fr-CA` …);
+/// placeholders `{name}`, `{purpose}` and `{enterprise}`.
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PromptTemplatesBody {
+    pub templates: std::collections::BTreeMap<String, String>,
+}
+
+/// Replace an enterprise's prompt templates (all locales at once; an empty
+/// map goes back to the built-in wording).
+#[utoipa::path(put, path = "/admin/v1/enterprises/{id}/prompt-templates", tag = "admin",
+    params(("id" = String, Path, description = "Enterprise id")),
+    request_body = PromptTemplatesBody,
+    responses(
+        (status = 200, description = "Stored, locales normalised", body = PromptTemplatesBody),
+        (status = 404, description = "No such enterprise", body = ErrorBody),
+        (status = 422, description = "A template or locale is invalid; the field names it", body = ErrorBody)),
+    security(("admin_token" = [])))]
+pub async fn set_prompt_templates(
+    State(state): State<ApiState>,
+    _: Admin,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<PromptTemplatesBody>,
+) -> Result<Json<PromptTemplatesBody>, ApiError> {
+    let mut templates = PromptTemplates::new();
+    for (locale, text) in &body.templates {
+        templates
+            .insert(locale, text)
+            .map_err(|e| ApiError::invalid(&format!("templates.{locale}"), e.to_string()))?;
+    }
+    state.store.set_prompt_templates(&id, &templates).await?;
+    Ok(Json(templates_body(&templates)))
+}
+
+/// Read an enterprise's prompt templates.
+#[utoipa::path(get, path = "/admin/v1/enterprises/{id}/prompt-templates", tag = "admin",
+    params(("id" = String, Path, description = "Enterprise id")),
+    responses(
+        (status = 200, description = "Its templates (empty: the built-in wording)", body = PromptTemplatesBody),
+        (status = 404, description = "No such enterprise", body = ErrorBody)),
+    security(("admin_token" = [])))]
+pub async fn get_prompt_templates(
+    State(state): State<ApiState>,
+    _: Admin,
+    Path(id): Path<String>,
+) -> Result<Json<PromptTemplatesBody>, ApiError> {
+    if state.store.enterprise(&id).await?.is_none() {
+        return Err(ApiError::not_found("enterprise", &id));
+    }
+    let templates = state.store.prompt_templates(&id).await?;
+    Ok(Json(templates_body(&templates)))
+}
+
+fn templates_body(templates: &PromptTemplates) -> PromptTemplatesBody {
+    PromptTemplatesBody {
+        templates: templates
+            .entries()
+            .map(|(locale, text)| (locale.to_string(), text.to_string()))
+            .collect(),
+    }
 }
 
 /// Names one number on one list: an enterprise's, or the global one.

@@ -105,6 +105,10 @@ pub fn router_with(store: Store, config: &ApiConfig, exchange: Option<Exchange>)
             post(admin::issue_api_key).get(admin::list_api_keys),
         )
         .route(
+            "/admin/v1/enterprises/{id}/prompt-templates",
+            put(admin::set_prompt_templates).get(admin::get_prompt_templates),
+        )
+        .route(
             "/admin/v1/api-keys/{id}/revoke",
             post(admin::revoke_api_key),
         )

@@ -233,6 +233,14 @@ impl PromptTemplates {
         Ok(())
     }
 
+    /// The stored templates as (normalised locale, source text), in locale
+    /// order: what the store writes.
+    pub fn entries(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.by_locale
+            .iter()
+            .map(|(locale, template)| (locale.as_str(), template.as_str()))
+    }
+
     /// The template for `locale`: the most specific one stored, then
     /// English, then the built-in. An unreadable locale is treated as
     /// unknown rather than refused: the person still gets a prompt.

@@ -23,7 +23,7 @@ use super::channels::Channels;
 use super::delivery::{Delivery, Route, Step};
 use super::exchange::{compose_prompt, PromptInput};
 use crate::config::PromptConfig;
-use crate::consent::{callee_zone, ConsentRequest, PromptTemplates, RequestEvent, E164};
+use crate::consent::{callee_zone, ConsentRequest, RequestEvent, E164};
 use crate::store::prompts::SentPrompt;
 use crate::store::{ConsentStoreError, Store};
 use crate::timing::HistoryRanker;
@@ -41,7 +41,6 @@ pub struct Dispatcher {
     store: Store,
     channels: Arc<Channels>,
     prompts: Arc<PromptConfig>,
-    templates: Arc<PromptTemplates>,
 }
 
 impl Dispatcher {
@@ -50,7 +49,6 @@ impl Dispatcher {
             store,
             channels,
             prompts: Arc::new(prompts),
-            templates: Arc::new(PromptTemplates::new()),
         }
     }
 
@@ -151,6 +149,7 @@ impl Dispatcher {
             .and_then(|v| v.get("name").and_then(|n| n.as_str()).map(str::to_string))
             .unwrap_or_default();
         let zone = zone_of(&request.number, self.prompts.fallback_time_zone);
+        let templates = self.store.prompt_templates(&enterprise.id).await?;
         let history = self
             .store
             .contact_history(
@@ -176,7 +175,7 @@ impl Dispatcher {
             &self.prompts.options,
             &self.prompts.ranking,
             &HistoryRanker::new(self.prompts.ranking),
-            &self.templates,
+            &templates,
         ) {
             Ok(prompt) => prompt,
             Err(refusal) => return self.fail(request, refusal.code()).await,

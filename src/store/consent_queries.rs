@@ -218,6 +218,7 @@ macro_rules! consent_queries {
             for sql in [
                 "DELETE FROM api_keys WHERE enterprise_id = $1",
                 "DELETE FROM do_not_call WHERE enterprise_id = $1",
+                "DELETE FROM prompt_templates WHERE enterprise_id = $1",
                 "DELETE FROM enterprises WHERE id = $1",
             ] {
                 sqlx::query(sql)

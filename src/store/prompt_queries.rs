@@ -388,6 +388,53 @@ macro_rules! prompt_queries {
             Ok(history)
         }
 
+        /// Replaces the enterprise's templates with `templates`.
+        pub(crate) async fn replace_templates(
+            pool: &Pool<Db>,
+            enterprise_id: &str,
+            templates: &crate::consent::PromptTemplates,
+        ) -> QueryResult<()> {
+            const CONTEXT: &str = "saving prompt templates";
+            let mut tx = begin(pool).await.map_err(query_error(CONTEXT))?;
+            sqlx::query("DELETE FROM prompt_templates WHERE enterprise_id = $1")
+                .bind(enterprise_id)
+                .execute(&mut *tx)
+                .await
+                .map_err(query_error(CONTEXT))?;
+            for (locale, template) in templates.entries() {
+                sqlx::query(
+                    "INSERT INTO prompt_templates (enterprise_id, locale, template) \
+                     VALUES ($1, $2, $3)",
+                )
+                .bind(enterprise_id)
+                .bind(locale)
+                .bind(template)
+                .execute(&mut *tx)
+                .await
+                .map_err(query_error(CONTEXT))?;
+            }
+            tx.commit().await.map_err(query_error(CONTEXT))
+        }
+
+        pub(crate) async fn templates(
+            pool: &Pool<Db>,
+            enterprise_id: &str,
+        ) -> QueryResult<Vec<(String, String)>> {
+            sqlx::query(
+                "SELECT locale, template FROM prompt_templates WHERE enterprise_id = $1 \
+                 ORDER BY locale",
+            )
+            .bind(enterprise_id)
+            .fetch_all(pool)
+            .await
+            .and_then(|rows| {
+                rows.iter()
+                    .map(|r| Ok((r.try_get("locale")?, r.try_get("template")?)))
+                    .collect()
+            })
+            .map_err(query_error("reading prompt templates"))
+        }
+
         /// Requests still waiting for an answer after their deadline.
         pub(crate) async fn due_expiries(
             pool: &Pool<Db>,

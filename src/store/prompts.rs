@@ -11,7 +11,9 @@ use chrono::{DateTime, TimeDelta, Utc};
 
 use super::consent::ConsentStoreError;
 use super::{Engine, Store};
-use crate::consent::{Answer, Choice, Consent, ConsentRequest, OfferedChoice, E164};
+use crate::consent::{
+    Answer, Choice, Consent, ConsentRequest, OfferedChoice, PromptTemplates, E164,
+};
 use crate::timing::{ContactHistory, PastPrompt};
 
 /// Runs the engine's copy of a query function.
@@ -256,6 +258,37 @@ impl Store {
             })
             .collect();
         Ok(ContactHistory::new(prompts))
+    }
+
+    /// Sets the enterprise's prompt templates (all locales at once).
+    pub async fn set_prompt_templates(
+        &self,
+        enterprise_id: &str,
+        templates: &PromptTemplates,
+    ) -> Result<(), ConsentStoreError> {
+        if self.enterprise(enterprise_id).await?.is_none() {
+            return Err(ConsentStoreError::NotFound {
+                what: "enterprise",
+                id: enterprise_id.to_string(),
+            });
+        }
+        on_engine!(self, replace_templates(enterprise_id, templates))
+    }
+
+    /// The enterprise's prompt templates (only the built-in one when it has
+    /// none). A stored template this version cannot read falls back to the
+    /// built-in for its locale rather than blocking the prompt.
+    pub async fn prompt_templates(
+        &self,
+        enterprise_id: &str,
+    ) -> Result<PromptTemplates, ConsentStoreError> {
+        let mut templates = PromptTemplates::new();
+        for (locale, text) in on_engine!(self, templates(enterprise_id))? {
+            if let Err(e) = templates.insert(&locale, &text) {
+                tracing::warn!(enterprise = enterprise_id, %locale, error = %e, "unreadable prompt template");
+            }
+        }
+        Ok(templates)
     }
 
     /// Requests past their deadline that still wait for an answer.
