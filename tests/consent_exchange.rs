@@ -74,6 +74,14 @@ struct World {
 
 impl World {
     async fn start(auto: AutoReply) -> World {
+        World::start_with(ChannelsConfig {
+            simulator: auto,
+            ..ChannelsConfig::default()
+        })
+        .await
+    }
+
+    async fn start_with(channels: ChannelsConfig) -> World {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("slotgate.db").display());
         let store = Store::connect(&url).await.unwrap();
@@ -123,13 +131,7 @@ impl World {
             .await
             .unwrap();
 
-        let channels = Arc::new(
-            Channels::from_config(&ChannelsConfig {
-                simulator: auto,
-                ..ChannelsConfig::default()
-            })
-            .unwrap(),
-        );
+        let channels = Arc::new(Channels::from_config(&channels).unwrap());
         // Calling hours all day: the test must not depend on when it runs.
         let mut prompts = PromptConfig::default();
         prompts.options.calling_hours = slotgate::consent::CallingHours::new(
@@ -448,4 +450,76 @@ async fn the_prompt_speaks_the_enterprises_words_in_the_persons_locale() {
         prompt["text"],
         "Bonjour Ann, ACME Energy voudrait vous appeler : your boiler service."
     );
+}
+
+/// A Twilio stand-in that answers every send with `status` and counts them.
+async fn failing_twilio(status: u16) -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+    let sends = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = sends.clone();
+    let app = axum::Router::new().fallback(move || {
+        let counter = counter.clone();
+        async move {
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            (
+                StatusCode::from_u16(status).unwrap(),
+                axum::Json(json!({"code": 20500, "message": "Service unavailable"})),
+            )
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (base, sends)
+}
+
+#[tokio::test]
+async fn a_provider_that_stays_down_fails_the_request_with_the_reason() {
+    use slotgate::config::SmsChannelConfig;
+    use slotgate::rcs::delivery::{DeliveryPlan, Route};
+    use slotgate::rcs::secret::Secret;
+    use slotgate::rcs::twilio::{Sender, TwilioSettings};
+
+    let (base_url, sends) = failing_twilio(503).await;
+    let world = World::start_with(ChannelsConfig {
+        plan: DeliveryPlan {
+            primary: Route::Sms,
+            fallback: None,
+            max_attempts: 3,
+        },
+        backoff_initial: Duration::from_millis(10),
+        backoff_max: Duration::from_millis(40),
+        sms: Some(SmsChannelConfig {
+            settings: TwilioSettings {
+                base_url,
+                account_sid: format!("AC{}", "0".repeat(32)),
+                auth_token: Secret::new("twilio-test-token-0123456789"),
+                from: Sender::Number(E164::parse("+12125550100", None).unwrap()),
+                status_callback: None,
+                timeout: Duration::from_secs(2),
+            },
+            webhook_url: "https://slotgate.example/webhooks/sms".into(),
+        }),
+        ..ChannelsConfig::default()
+    })
+    .await;
+    let (status, body) = world.ask().await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let id = body["id"].as_str().unwrap().to_string();
+    world
+        .until("the request fails", || async {
+            world.get(&format!("/v1/consent-requests/{id}")).await["state"] == "failed"
+        })
+        .await;
+    let request = world.get(&format!("/v1/consent-requests/{id}")).await;
+    let reason = request["failure_reason"].as_str().unwrap();
+    assert!(reason.starts_with("sms failed 3 times"), "{reason}");
+    assert!(reason.contains("503"), "{reason}");
+    assert_eq!(sends.load(std::sync::atomic::Ordering::SeqCst), 3);
+    world
+        .until("the CRM heard the failure", || async {
+            world
+                .event_types()
+                .contains(&"consent_request.failed".to_string())
+        })
+        .await;
 }
