@@ -14,6 +14,7 @@ pub mod consent_requests;
 pub mod consents;
 pub mod errors;
 pub mod health;
+pub mod metrics;
 pub mod openapi;
 pub mod people;
 pub mod simulator;
@@ -128,6 +129,7 @@ pub fn router_with(store: Store, config: &ApiConfig, exchange: Option<Exchange>)
             post(admin_webhooks::redrive_webhook_event),
         )
         .route("/healthz", get(health::healthz))
+        .route("/metrics", get(metrics::metrics))
         .route("/readyz", get(health::readyz))
         .route("/openapi.json", get(openapi::openapi_json))
         .fallback(|| async { ApiError::NoRoute })

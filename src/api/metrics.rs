@@ -1,0 +1,23 @@
+//! `/metrics`: counters in the Prometheus text format, for the operator's
+//! scraper. Only what the API itself counts is here for now: webhooks
+//! refused for their signature or shape, which leave no other trace.
+
+use std::sync::atomic::Ordering;
+
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
+
+use super::ApiState;
+
+pub async fn metrics(State(state): State<ApiState>) -> impl IntoResponse {
+    let rbm = state.webhooks.rbm_rejected.load(Ordering::Relaxed);
+    let sms = state.webhooks.sms_rejected.load(Ordering::Relaxed);
+    let body = format!(
+        "# HELP slotgate_webhooks_rejected_total Provider webhooks refused (bad or missing signature, malformed).\n\
+         # TYPE slotgate_webhooks_rejected_total counter\n\
+         slotgate_webhooks_rejected_total{{provider=\"rbm\"}} {rbm}\n\
+         slotgate_webhooks_rejected_total{{provider=\"sms\"}} {sms}\n"
+    );
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body)
+}
