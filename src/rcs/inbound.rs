@@ -8,6 +8,8 @@
 //! after a crash, has one effect. The message back (confirmation,
 //! clarifying question, revocation notice) is sent after the commit: a
 //! lost confirmation is a nuisance, a lost answer would be a broken promise.
+//! Through a real provider it is sent in the background, so the webhook is
+//! answered as soon as the answer is committed, however slow the provider.
 
 use std::sync::Arc;
 
@@ -228,7 +230,19 @@ impl Inbound {
         };
         debug!(request = %request.id, outcome = decision.effect.outcome(), ?outcome, "reply recorded");
         if let (true, Some(text)) = (answer_back, decision.message) {
-            self.answer(reply.provider.route(), &reply.from, text).await;
+            let route = reply.provider.route();
+            if reply.provider == Provider::Simulator {
+                // In memory: done at once, and in the inbox when the
+                // caller looks.
+                self.answer(route, &reply.from, text).await;
+            } else {
+                // A provider's send may take its whole timeout (after a
+                // token fetch, for RBM); the webhook it answers must not
+                // wait for it, or the provider times out and redelivers.
+                let inbound = self.clone();
+                let to = reply.from.clone();
+                tokio::spawn(async move { inbound.answer(route, &to, text).await });
+            }
         }
         Ok(Handled::Reply(outcome))
     }
