@@ -59,8 +59,9 @@ pub(super) async fn connect(rest: &str) -> Result<SqlitePool, StoreError> {
         options
     } else {
         // WAL lets other processes (`slotgate dnc import`, an operator's
-        // sqlite3) read while slotgate writes; with WAL, NORMAL sync is crash-safe and only risks the last
-        // transactions on power loss, a fair price for call records.
+        // sqlite3) read while slotgate writes; with WAL, NORMAL sync is
+        // crash-safe and only risks the last transactions on power loss, a
+        // fair price for call records.
         // One connection: SQLite has one writer at a time anyway, and with
         // several connections a writer that finds the lock taken sleeps in
         // SQLite's busy handler (1, 2, 5 … 100 ms steps) instead of queueing.
