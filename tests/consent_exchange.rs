@@ -523,3 +523,112 @@ async fn a_provider_that_stays_down_fails_the_request_with_the_reason() {
         })
         .await;
 }
+
+/// RBM and Twilio stand-ins on one server: RBM knows no RCS handset (404),
+/// Twilio takes the SMS. Records each provider call as (path, body).
+async fn rcs_less_providers() -> (String, Arc<Mutex<Vec<(String, String)>>>) {
+    let calls: Arc<Mutex<Vec<(String, String)>>> = Arc::default();
+    let log = calls.clone();
+    let app = axum::Router::new().fallback(move |uri: axum::http::Uri, body: Bytes| {
+        let log = log.clone();
+        async move {
+            let path = uri.path().to_string();
+            log.lock()
+                .unwrap()
+                .push((path.clone(), String::from_utf8_lossy(&body).into_owned()));
+            if path == "/token" {
+                (
+                    StatusCode::OK,
+                    axum::Json(json!({"access_token": "ya29.test", "expires_in": 3600, "token_type": "Bearer"})),
+                )
+            } else if path.contains("/agentMessages") {
+                (
+                    StatusCode::NOT_FOUND,
+                    axum::Json(json!({"error": {"code": 404, "message": "Requested entity was not found.", "status": "NOT_FOUND"}})),
+                )
+            } else {
+                (
+                    StatusCode::CREATED,
+                    axum::Json(json!({"sid": "SM0123456789abcdef0123456789abcdef", "status": "queued"})),
+                )
+            }
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (base, calls)
+}
+
+#[tokio::test]
+async fn a_handset_without_rcs_gets_the_prompt_by_sms_once() {
+    use slotgate::config::{RbmChannelConfig, SmsChannelConfig};
+    use slotgate::rcs::delivery::{DeliveryPlan, Route};
+    use slotgate::rcs::rbm::{MessageTrafficType, RbmSettings, ServiceAccount};
+    use slotgate::rcs::secret::Secret;
+    use slotgate::rcs::twilio::{Sender, TwilioSettings};
+    const TEST_KEY: &str = include_str!("fixtures/TEST-ONLY-rbm-service-account-key.pem");
+
+    let (base, calls) = rcs_less_providers().await;
+    let world = World::start_with(ChannelsConfig {
+        plan: DeliveryPlan {
+            primary: Route::Rcs,
+            fallback: Some(Route::Sms),
+            max_attempts: 3,
+        },
+        rbm: Some(RbmChannelConfig {
+            settings: RbmSettings {
+                base_url: base.clone(),
+                agent_id: "slotgate_agent".into(),
+                service_account: ServiceAccount {
+                    client_email: "slotgate@rbm-test.iam.gserviceaccount.com".into(),
+                    private_key_pem: Secret::new(TEST_KEY),
+                    token_uri: format!("{base}/token"),
+                },
+                traffic_type: MessageTrafficType::Transaction,
+                timeout: Duration::from_secs(2),
+            },
+            client_token: Secret::new("rbm-client-token-0123456789"),
+        }),
+        sms: Some(SmsChannelConfig {
+            settings: TwilioSettings {
+                base_url: base.clone(),
+                account_sid: format!("AC{}", "0".repeat(32)),
+                auth_token: Secret::new("twilio-test-token-0123456789"),
+                from: Sender::Number(E164::parse("+12125550100", None).unwrap()),
+                status_callback: None,
+                timeout: Duration::from_secs(2),
+            },
+            webhook_url: "https://slotgate.example/webhooks/sms".into(),
+        }),
+        ..ChannelsConfig::default()
+    })
+    .await;
+    let (status, body) = world.ask().await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let id = body["id"].as_str().unwrap().to_string();
+    world
+        .until("the prompt is sent", || async {
+            world.get(&format!("/v1/consent-requests/{id}")).await["state"] == "sent"
+        })
+        .await;
+    let calls = calls.lock().unwrap().clone();
+    let rbm: Vec<_> = calls
+        .iter()
+        .filter(|(path, _)| path.contains("/agentMessages"))
+        .collect();
+    let sms: Vec<_> = calls
+        .iter()
+        .filter(|(path, _)| path.ends_with("/Messages.json"))
+        .collect();
+    assert_eq!(rbm.len(), 1, "{calls:?}");
+    assert_eq!(sms.len(), 1, "{calls:?}");
+    // The SMS carries the numbered choices RCS would have shown as chips.
+    let form: Vec<(String, String)> = serde_urlencoded::from_str(&sms[0].1).unwrap();
+    let text = &form.iter().find(|(k, _)| k == "Body").unwrap().1;
+    assert!(text.contains("Hi Ann"), "{text}");
+    assert!(text.contains("Reply 1 "), "{text}");
+    assert!(text.contains("STOP"), "{text}");
+    let to = &form.iter().find(|(k, _)| k == "To").unwrap().1;
+    assert_eq!(to, ANN);
+}
