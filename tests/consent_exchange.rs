@@ -363,6 +363,17 @@ async fn stop_revokes_puts_the_number_on_the_list_and_is_confirmed_once() {
     let request = world.get(&format!("/v1/consent-requests/{id}")).await;
     assert_eq!(request["state"], "answered");
     assert_eq!(request["answer"]["kind"], "decline", "{request}");
+    // The answer is on record, with its evidence, as a declined consent.
+    let consents = world
+        .get(&format!("/v1/consents?number=%2B{}", &ANN[1..]))
+        .await;
+    let statuses: Vec<&str> = consents["consents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses, ["declined"], "{consents}");
     let notice = &world.inbox().await[0];
     assert!(
         notice["text"].as_str().unwrap().contains("ACME Energy"),

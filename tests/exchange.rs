@@ -761,7 +761,7 @@ fn a_delay_counts_from_when_the_person_sent_it_not_when_it_arrived() {
 }
 
 #[test]
-fn no_thanks_and_dont_call_decline_with_no_window_and_no_expiry() {
+fn no_thanks_and_dont_call_opt_out_with_a_declined_consent() {
     for (reply, raw) in [
         (text("no thanks"), "no thanks"),
         (text("don't call"), "don't call"),
@@ -773,7 +773,7 @@ fn no_thanks_and_dont_call_decline_with_no_window_and_no_expiry() {
             policy: ConsentPolicy::Days(7),
             ..reply
         });
-        let (request, consent) = answer_of(&decision);
+        let (request, consent) = revocation_of(&decision);
         assert_eq!(*request, answered(Answer::Decline), "{raw}");
         assert_eq!(
             *consent,
@@ -786,11 +786,19 @@ fn no_thanks_and_dont_call_decline_with_no_window_and_no_expiry() {
                 raw
             )
         );
-        assert_eq!(
-            decision.message.as_deref(),
-            Some("We won't call you about this."),
-            "{raw}"
-        );
+        assert_eq!(decision.message.as_deref(), Some(REVOKED), "{raw}");
+    }
+}
+
+/// The open request and the declined consent of a revocation.
+fn revocation_of(decision: &ReplyDecision) -> (&ConsentRequest, &Consent) {
+    match &decision.effect {
+        InboundEffect::Revoke {
+            request: Some(request),
+            consent: Some(consent),
+            ..
+        } => (request, consent.as_ref()),
+        other => panic!("expected a revocation of an open request, got {other:?}"),
     }
 }
 
@@ -798,20 +806,39 @@ const REVOKED: &str = "You won't receive further calls or messages from ACME Ene
 
 #[test]
 fn stop_revokes_and_answers_the_open_request_decline() {
-    for reply in [text("STOP"), text("stop calling me")] {
+    for (reply, raw) in [
+        (text("STOP"), "STOP"),
+        (text("stop calling me"), "stop calling me"),
+    ] {
+        let channel = reply.channel;
         let decision = decide(reply);
+        let (request, consent) = revocation_of(&decision);
+        assert_eq!(*request, answered(Answer::Decline));
         assert_eq!(
-            decision,
-            ReplyDecision {
-                effect: InboundEffect::Revoke {
-                    enterprise_id: "ent-1".into(),
-                    person_id: "person-1".into(),
-                    number: number(),
-                    request: Some(answered(Answer::Decline)),
-                },
-                message: Some(REVOKED.into()),
-            }
+            *consent,
+            expected_consent(
+                &consent.id,
+                ConsentStatus::Declined,
+                None,
+                None,
+                channel,
+                raw
+            )
         );
+        match &decision.effect {
+            InboundEffect::Revoke {
+                enterprise_id,
+                person_id,
+                number: n,
+                ..
+            } => {
+                assert_eq!(enterprise_id, "ent-1");
+                assert_eq!(person_id, "person-1");
+                assert_eq!(*n, number());
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(decision.message.as_deref(), Some(REVOKED));
     }
 }
 
@@ -833,6 +860,7 @@ fn stop_after_an_answer_revokes_without_touching_the_request() {
                     person_id: "person-1".into(),
                     number: number(),
                     request: None,
+                    consent: None,
                 },
                 message: Some(REVOKED.into()),
             }
@@ -899,7 +927,14 @@ fn a_reply_to_an_expired_request_is_ignored() {
 fn the_same_answer_again_is_ignored() {
     for reply in [postback("now"), text("in 15 min"), text("no thanks")] {
         let first = decide(reply);
-        let (request, _) = answer_of(&first);
+        let request = match &first.effect {
+            InboundEffect::Answer { request, .. } => request,
+            InboundEffect::Revoke {
+                request: Some(request),
+                ..
+            } => request,
+            other => panic!("{other:?}"),
+        };
         let again = decide_on(
             request,
             Reply {

@@ -738,6 +738,7 @@ async fn a_revocation_revokes_the_enterprise_consents_and_bars_the_number(db: Te
         person_id: ann.clone(),
         number: number(ANN),
         request: Some(answered(&stale, Answer::Decline, at(5))),
+        consent: None,
     };
     assert!(matches!(
         store.record_inbound(&record, &effect).await,
@@ -759,6 +760,7 @@ async fn a_revocation_revokes_the_enterprise_consents_and_bars_the_number(db: Te
         person_id: ann.clone(),
         number: number(ANN),
         request: Some(answered(&r, Answer::Decline, at(5))),
+        consent: None,
     };
     assert_eq!(
         store.record_inbound(&record, &effect).await.unwrap(),
@@ -815,6 +817,7 @@ async fn a_revocation_revokes_the_enterprise_consents_and_bars_the_number(db: Te
         person_id: ann.clone(),
         number: number(ANN),
         request: None,
+        consent: None,
     };
     assert_eq!(
         store.record_inbound(&record, &effect).await.unwrap(),

@@ -170,24 +170,7 @@ pub fn decide_reply(
     };
     let request = input.request;
     match reading {
-        Reading::Revoke => {
-            let mut answered = request.clone();
-            let open = answered
-                .apply(RequestEvent::Answered(Answer::Decline), input.received_at)
-                .is_ok_and(|t| t == Transition::Applied);
-            ReplyDecision {
-                effect: InboundEffect::Revoke {
-                    enterprise_id: request.enterprise_id.clone(),
-                    person_id: request.person_id.clone(),
-                    number: request.number.clone(),
-                    request: open.then_some(answered),
-                },
-                message: Some(revocation_confirmation(
-                    &input.enterprise.display_name,
-                    locale,
-                )),
-            }
-        }
+        Reading::Revoke => revocation(&input, locale),
         // Only an open request is worth a clarifying question: after the
         // answer ("thanks!") or the deadline, it would offer choices that
         // can no longer be picked.
@@ -205,6 +188,9 @@ pub fn decide_reply(
             let answer = own_time_as_range(answer, request);
             let mut answered = request.clone();
             match answered.apply(RequestEvent::Answered(answer.clone()), input.received_at) {
+                // "Don't call" is an opt-out, as the law reads it: it
+                // does what STOP does.
+                Ok(Transition::Applied) if answer == Answer::Decline => revocation(&input, locale),
                 Ok(Transition::Applied) => {
                     let consent = consent_for(&input, &answer);
                     ReplyDecision {
@@ -224,6 +210,30 @@ pub fn decide_reply(
                 },
             }
         }
+    }
+}
+
+/// STOP, or "don't call": every consent the person gave the enterprise is
+/// revoked and the number goes on its list; an open request takes the
+/// answer "decline", recorded as a declined consent with its evidence.
+fn revocation(input: &ReplyInput<'_>, locale: Locale) -> ReplyDecision {
+    let request = input.request;
+    let mut answered = request.clone();
+    let open = answered
+        .apply(RequestEvent::Answered(Answer::Decline), input.received_at)
+        .is_ok_and(|t| t == Transition::Applied);
+    ReplyDecision {
+        effect: InboundEffect::Revoke {
+            enterprise_id: request.enterprise_id.clone(),
+            person_id: request.person_id.clone(),
+            number: request.number.clone(),
+            consent: open.then(|| Box::new(consent_for(input, &Answer::Decline))),
+            request: open.then_some(answered),
+        },
+        message: Some(revocation_confirmation(
+            &input.enterprise.display_name,
+            locale,
+        )),
     }
 }
 

@@ -283,6 +283,7 @@ macro_rules! prompt_queries {
                     person_id,
                     number,
                     request,
+                    consent,
                 } => {
                     if let Some(request) = request {
                         if !update_request_on(&mut tx, request)
@@ -309,6 +310,13 @@ macro_rules! prompt_queries {
                     )
                     .await
                     .map_err(query_error(CONTEXT))?;
+                    // After the revocation, so the answer's own record is
+                    // not revoked with the rest.
+                    if let Some(consent) = consent {
+                        insert_consent_on(&mut tx, consent)
+                            .await
+                            .map_err(query_error(CONTEXT))?;
+                    }
                     InboundOutcome::Applied { revoked }
                 }
                 InboundEffect::Clarify { request_id } => {

@@ -62,12 +62,13 @@ pub enum InboundEffect {
     },
     /// Every consent the person gave the enterprise is revoked and the
     /// number goes on the enterprise's do-not-call list; the open request,
-    /// if any, takes the answer "decline".
+    /// if any, takes the answer "decline" and `consent` records it.
     Revoke {
         enterprise_id: String,
         person_id: String,
         number: E164,
         request: Option<ConsentRequest>,
+        consent: Option<Box<Consent>>,
     },
     /// Unreadable: the person gets one clarifying question per request.
     Clarify { request_id: String },
