@@ -643,3 +643,44 @@ async fn a_handset_without_rcs_gets_the_prompt_by_sms_once() {
     let to = &form.iter().find(|(k, _)| k == "To").unwrap().1;
     assert_eq!(to, ANN);
 }
+
+#[tokio::test]
+async fn an_unanswered_request_expires_at_its_deadline() {
+    let world = World::start(AutoReply::Off).await;
+    let expires_at = Utc::now() + TimeDelta::milliseconds(1500);
+    let response = world
+        .client
+        .post(format!("{}/v1/consent-requests", world.base))
+        .bearer_auth(&world.key)
+        .json(&json!({
+            "number": ANN,
+            "purpose": "your boiler service",
+            "expires_at": expires_at,
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    let id = response.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    world
+        .until("the request expires", || async {
+            world.get(&format!("/v1/consent-requests/{id}")).await["state"] == "expired"
+        })
+        .await;
+    assert!(Utc::now() >= expires_at);
+    // A reply after the deadline changes nothing.
+    let (status, body) = world.reply(json!({"number": ANN, "text": "now"})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let request = world.get(&format!("/v1/consent-requests/{id}")).await;
+    assert_eq!(request["state"], "expired");
+    world
+        .until("the CRM heard the expiry", || async {
+            world
+                .event_types()
+                .contains(&"consent_request.expired".to_string())
+        })
+        .await;
+}
