@@ -51,6 +51,15 @@ impl FromRequestParts<ApiState> for Admin {
     }
 }
 
+/// The enterprise `id` names, or the API's 404.
+async fn existing_enterprise(state: &ApiState, id: &str) -> Result<Enterprise, ApiError> {
+    state
+        .store
+        .enterprise(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("enterprise", id))
+}
+
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
@@ -188,11 +197,7 @@ pub async fn get_enterprise(
     _: Admin,
     Path(id): Path<String>,
 ) -> Result<Json<EnterpriseView>, ApiError> {
-    let enterprise = state
-        .store
-        .enterprise(&id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("enterprise", &id))?;
+    let enterprise = existing_enterprise(&state, &id).await?;
     Ok(Json(enterprise.into()))
 }
 
@@ -306,9 +311,7 @@ pub async fn list_api_keys(
     _: Admin,
     Path(id): Path<String>,
 ) -> Result<Json<Vec<ApiKeyView>>, ApiError> {
-    if state.store.enterprise(&id).await?.is_none() {
-        return Err(ApiError::not_found("enterprise", &id));
-    }
+    existing_enterprise(&state, &id).await?;
     let keys = state.store.api_keys(&id).await?;
     Ok(Json(
         keys.into_iter()
@@ -430,11 +433,7 @@ pub async fn set_subscription(
         .status
         .parse()
         .map_err(|_| ApiError::invalid("status", "use active, paused or ended"))?;
-    let enterprise = state
-        .store
-        .enterprise(&body.enterprise_id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("enterprise", &body.enterprise_id))?;
+    let enterprise = existing_enterprise(&state, &body.enterprise_id).await?;
     let number = parse_number(&enterprise, &body.number)?;
     let now = Utc::now();
     let phone = Identifier::Phone(number);
@@ -490,11 +489,7 @@ pub async fn add_do_not_call(
 ) -> Result<Json<DoNotCallAdded>, ApiError> {
     let number = match &body.enterprise_id {
         Some(id) => {
-            let enterprise = state
-                .store
-                .enterprise(id)
-                .await?
-                .ok_or_else(|| ApiError::not_found("enterprise", id))?;
+            let enterprise = existing_enterprise(&state, id).await?;
             parse_number(&enterprise, &body.number)?
         }
         None => E164::parse(&body.number, None)
@@ -563,9 +558,7 @@ pub async fn get_prompt_templates(
     _: Admin,
     Path(id): Path<String>,
 ) -> Result<Json<PromptTemplatesBody>, ApiError> {
-    if state.store.enterprise(&id).await?.is_none() {
-        return Err(ApiError::not_found("enterprise", &id));
-    }
+    existing_enterprise(&state, &id).await?;
     let templates = state.store.prompt_templates(&id).await?;
     Ok(Json(templates_body(&templates)))
 }
@@ -602,11 +595,7 @@ pub struct DoNotCallView {
 async fn listed_number(state: &ApiState, query: &DoNotCallQuery) -> Result<E164, ApiError> {
     match &query.enterprise_id {
         Some(id) => {
-            let enterprise = state
-                .store
-                .enterprise(id)
-                .await?
-                .ok_or_else(|| ApiError::not_found("enterprise", id))?;
+            let enterprise = existing_enterprise(state, id).await?;
             parse_number(&enterprise, &query.number)
         }
         None => {
