@@ -485,10 +485,7 @@ async fn failing_twilio(status: u16) -> (String, Arc<std::sync::atomic::AtomicUs
 
 #[tokio::test]
 async fn a_provider_that_stays_down_fails_the_request_with_the_reason() {
-    use slotgate::config::SmsChannelConfig;
     use slotgate::rcs::delivery::{DeliveryPlan, Route};
-    use slotgate::rcs::secret::Secret;
-    use slotgate::rcs::twilio::{Sender, TwilioSettings};
 
     let (base_url, sends) = failing_twilio(503).await;
     let world = World::start_with(ChannelsConfig {
@@ -499,17 +496,7 @@ async fn a_provider_that_stays_down_fails_the_request_with_the_reason() {
         },
         backoff_initial: Duration::from_millis(10),
         backoff_max: Duration::from_millis(40),
-        sms: Some(SmsChannelConfig {
-            settings: TwilioSettings {
-                base_url,
-                account_sid: format!("AC{}", "0".repeat(32)),
-                auth_token: Secret::new("twilio-test-token-0123456789"),
-                from: Sender::Number(E164::parse("+12125550100", None).unwrap()),
-                status_callback: None,
-                timeout: Duration::from_secs(2),
-            },
-            webhook_url: "https://slotgate.example/webhooks/sms".into(),
-        }),
+        sms: Some(twilio_at(base_url)),
         ..ChannelsConfig::default()
     })
     .await;
@@ -573,11 +560,10 @@ async fn rcs_less_providers() -> (String, Arc<Mutex<Vec<(String, String)>>>) {
 
 #[tokio::test]
 async fn a_handset_without_rcs_gets_the_prompt_by_sms_once() {
-    use slotgate::config::{RbmChannelConfig, SmsChannelConfig};
+    use slotgate::config::RbmChannelConfig;
     use slotgate::rcs::delivery::{DeliveryPlan, Route};
     use slotgate::rcs::rbm::{MessageTrafficType, RbmSettings, ServiceAccount};
     use slotgate::rcs::secret::Secret;
-    use slotgate::rcs::twilio::{Sender, TwilioSettings};
     const TEST_KEY: &str = include_str!("fixtures/TEST-ONLY-rbm-service-account-key.pem");
 
     let (base, calls) = rcs_less_providers().await;
@@ -601,17 +587,7 @@ async fn a_handset_without_rcs_gets_the_prompt_by_sms_once() {
             },
             client_token: Secret::new("rbm-client-token-0123456789"),
         }),
-        sms: Some(SmsChannelConfig {
-            settings: TwilioSettings {
-                base_url: base.clone(),
-                account_sid: format!("AC{}", "0".repeat(32)),
-                auth_token: Secret::new("twilio-test-token-0123456789"),
-                from: Sender::Number(E164::parse("+12125550100", None).unwrap()),
-                status_callback: None,
-                timeout: Duration::from_secs(2),
-            },
-            webhook_url: "https://slotgate.example/webhooks/sms".into(),
-        }),
+        sms: Some(twilio_at(base.clone())),
         ..ChannelsConfig::default()
     })
     .await;
@@ -683,4 +659,21 @@ async fn an_unanswered_request_expires_at_its_deadline() {
                 .contains(&"consent_request.expired".to_string())
         })
         .await;
+}
+
+/// SMS through a Twilio stand-in at `base_url`.
+fn twilio_at(base_url: String) -> slotgate::config::SmsChannelConfig {
+    use slotgate::rcs::secret::Secret;
+    use slotgate::rcs::twilio::{Sender, TwilioSettings};
+    slotgate::config::SmsChannelConfig {
+        settings: TwilioSettings {
+            base_url,
+            account_sid: format!("AC{}", "0".repeat(32)),
+            auth_token: Secret::new("twilio-test-token-0123456789"),
+            from: Sender::Number(E164::parse("+12125550100", None).unwrap()),
+            status_callback: None,
+            timeout: Duration::from_secs(2),
+        },
+        webhook_url: "https://slotgate.example/webhooks/sms".into(),
+    }
 }
