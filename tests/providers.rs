@@ -392,6 +392,41 @@ async fn rbm_404_means_no_rcs_and_falls_back() {
 }
 
 #[tokio::test]
+async fn rbm_capability_check_asks_for_the_handset() {
+    bounded(async {
+        let (base, fake) = start_fake().await;
+        let (client, _) = rbm_client(&base, Duration::from_secs(5));
+        let to = E164::parse("+33612345678", None).unwrap();
+        fake.answer(200, r#"{"features":["RICHCARD_STANDALONE","ACTION_DIAL"]}"#);
+        fake.answer(
+            404,
+            r#"{"error":{"code":404,"message":"Requested entity was not found.","status":"NOT_FOUND"}}"#,
+        );
+        fake.answer(503, r#"{"error":{"code":503,"status":"UNAVAILABLE"}}"#);
+        assert_eq!(client.is_rcs_capable(&to, "cap-1").await, Ok(true));
+        assert_eq!(client.is_rcs_capable(&to, "cap-2").await, Ok(false));
+        assert!(matches!(
+            client.is_rcs_capable(&to, "cap-3").await,
+            Err(SendError::Transient(_))
+        ));
+        let sends = fake.sends();
+        assert_eq!(sends.len(), 3);
+        assert_eq!(sends[0].method, Method::GET);
+        assert_eq!(sends[0].path, "/v1/phones/+33612345678/capabilities");
+        assert_eq!(
+            sends[0].query.as_deref(),
+            Some(format!("requestId=cap-1&agentId={AGENT}").as_str())
+        );
+        assert!(sends[0]
+            .header("authorization")
+            .is_some_and(|h| h.starts_with("Bearer ")));
+        // One grant served all three checks.
+        assert_eq!(fake.grants().len(), 1);
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn rbm_repeat_of_a_sent_message_counts_as_accepted() {
     bounded(async {
         let (base, fake) = start_fake().await;

@@ -1,5 +1,6 @@
 //! What every consent channel does, whatever the provider: send a prompt,
-//! and turn the provider's signed callbacks into events.
+//! say whether a number can take it (`Channels::can_reach`), and turn the
+//! provider's signed callbacks into events.
 //!
 //! A channel is an HTTP client for one provider's documented API plus a
 //! verifier for that provider's webhooks. Both halves speak these types, so

@@ -148,6 +148,25 @@ impl Channels {
         }
     }
 
+    /// Whether `route` can reach `to` (the channel contract's capability
+    /// check): RBM asks the provider; SMS reaches every mobile number and
+    /// the simulator every number, as far as can be told before sending.
+    pub async fn can_reach(
+        &self,
+        route: Route,
+        to: &crate::consent::E164,
+        request_id: &str,
+    ) -> Result<bool, SendError> {
+        match route {
+            Route::Rcs => match &self.rbm {
+                Some(rbm) => rbm.client.is_rcs_capable(to, request_id).await,
+                None => Ok(false),
+            },
+            Route::Sms => Ok(self.sms.is_some()),
+            Route::Simulator => Ok(self.simulator.is_some()),
+        }
+    }
+
     /// The simulated handsets, when the simulator is the primary route.
     pub fn simulator(&self) -> Option<&Arc<Mutex<Simulator>>> {
         self.simulator.as_ref()

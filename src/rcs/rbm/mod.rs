@@ -36,6 +36,7 @@ pub use webhook::{handshake, signature, verify_push, SIGNATURE_HEADER};
 use self::oauth::{CachedToken, Signer};
 use super::channel::{OutboundMessage, SendError, SendOutcome};
 use super::http::{shorten, status_error, transport_error};
+use crate::consent::E164;
 
 /// Where RBM lives in production.
 pub const RBM_BASE_URL: &str = "https://rcsbusinessmessaging.googleapis.com";
@@ -147,6 +148,46 @@ impl RbmClient {
                         "RBM refused a fresh token: {second} (before: {first})"
                     ))),
                 }
+            }
+        }
+    }
+
+    /// Whether the handset behind `to` can receive RCS from this agent:
+    /// RBM's capability check (`GET /v1/phones/{E.164}/capabilities`),
+    /// `404` meaning no. Sending answers the same question (a `404` there
+    /// too), so the dispatcher does not call this before every prompt; it
+    /// is for operators and for deciding a channel ahead of time.
+    pub async fn is_rcs_capable(&self, to: &E164, request_id: &str) -> Result<bool, SendError> {
+        let mut url = self.base.clone();
+        url.path_segments_mut()
+            .map_err(|_| SendError::Rejected("the RBM base URL cannot take a path".into()))?
+            .pop_if_empty()
+            .extend(["v1", "phones", to.as_str(), "capabilities"]);
+        url.query_pairs_mut()
+            .append_pair("requestId", request_id)
+            .append_pair("agentId", &self.settings.agent_id);
+        let token = self.token().await?;
+        let response = self
+            .http
+            .get(url)
+            .bearer_auth(token.token.expose())
+            .send()
+            .await
+            .map_err(|e| transport_error("RBM", e))?;
+        let status = response.status();
+        match status {
+            s if s.is_success() => Ok(true),
+            StatusCode::NOT_FOUND => Ok(false),
+            _ => {
+                if status == StatusCode::UNAUTHORIZED {
+                    self.forget(&token).await;
+                }
+                let detail = response
+                    .text()
+                    .await
+                    .map(|t| google_error(&t))
+                    .unwrap_or_default();
+                Err(status_error("RBM", status, &detail))
             }
         }
     }
