@@ -677,6 +677,37 @@ async fn sms_option_number_answers_with_the_offered_choice_once() {
 }
 
 #[tokio::test]
+async fn sms_undelivered_after_acceptance_fails_the_request_with_the_reason() {
+    let world = World::start().await;
+    let form = form(&[
+        ("MessageSid", PROMPT_ID),
+        ("MessageStatus", "undelivered"),
+        ("ErrorCode", "30003"),
+        ("To", ANN),
+    ]);
+    let signature = twilio::signature(SMS_HOOK, &form, AUTH_TOKEN);
+    let (status, body, _) = world.sms(Some(&signature), &form).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(world.state().await, "failed");
+    let reason = world
+        .store
+        .consent_request(&world.request_id)
+        .await
+        .unwrap()
+        .unwrap()
+        .state;
+    assert_eq!(
+        reason,
+        slotgate::consent::RequestState::Failed {
+            reason: "sms undelivered (Twilio error 30003)".into()
+        }
+    );
+    // A status callback is not a reply: no ledger row, no consent.
+    assert_eq!(world.count("inbound_messages").await, 0);
+    assert_eq!(world.count("consents").await, 0);
+}
+
+#[tokio::test]
 async fn sms_with_a_bad_signature_is_refused_and_leaves_nothing() {
     let world = World::start().await;
     let form = inbound_sms("SMbad", "1");

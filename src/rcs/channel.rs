@@ -66,6 +66,13 @@ pub enum InboundEvent {
         provider_message_id: String,
         at: DateTime<Utc>,
     },
+    /// The provider accepted the message but could not deliver it (an SMS
+    /// `failed` or `undelivered` after it was queued).
+    Undelivered {
+        provider_message_id: String,
+        reason: String,
+        at: DateTime<Utc>,
+    },
     /// The person answered: with a chip (`postback`) or in their own words.
     Reply {
         from: E164,

@@ -109,6 +109,11 @@ impl Inbound {
                 provider_message_id,
                 at,
             } => self.receipt(&provider_message_id, at).await,
+            InboundEvent::Undelivered {
+                provider_message_id,
+                reason,
+                at,
+            } => self.undelivered(&provider_message_id, reason, at).await,
             InboundEvent::Reply {
                 from,
                 provider_message_id,
@@ -147,6 +152,32 @@ impl Inbound {
         match self
             .store
             .apply_consent_request_event(&request.id, RequestEvent::Delivered, at)
+            .await
+        {
+            Ok(_) | Err(ConsentStoreError::Transition(_)) => Ok(Handled::Receipt),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// A prompt the provider gave up on: the request fails with the
+    /// provider's reason, unless the person answered meanwhile.
+    async fn undelivered(
+        &self,
+        provider_message_id: &str,
+        reason: String,
+        at: DateTime<Utc>,
+    ) -> Result<Handled, ConsentStoreError> {
+        let Some(request) = self
+            .store
+            .request_for_provider_message(provider_message_id)
+            .await?
+        else {
+            return Ok(Handled::Unmatched);
+        };
+        info!(request = %request.id, %reason, "the prompt was not delivered");
+        match self
+            .store
+            .apply_consent_request_event(&request.id, RequestEvent::Failed { reason }, at)
             .await
         {
             Ok(_) | Err(ConsentStoreError::Transition(_)) => Ok(Handled::Receipt),

@@ -224,7 +224,8 @@ fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
 /// Verifies a Twilio webhook (inbound SMS or status callback) and reads it.
 ///
 /// `params` are the decoded form fields as posted; `now` stamps replies,
-/// because Twilio's inbound webhook carries no send time. A status that
+/// because Twilio's inbound webhook carries no send time. `delivered`,
+/// `read`, `failed` and `undelivered` statuses become events; one that
 /// slotgate does not act on (`queued`, `sent`, …) verifies to no event.
 pub fn verify_webhook(
     url: &str,
@@ -257,6 +258,17 @@ pub fn verify_webhook(
                 provider_message_id: sid,
                 at: now,
             }])
+        }
+        Some(status @ ("failed" | "undelivered")) => {
+            let reason = match param(params, "ErrorCode").filter(|c| !c.is_empty()) {
+                Some(code) => format!("sms {status} (Twilio error {code})"),
+                None => format!("sms {status}"),
+            };
+            return Ok(vec![InboundEvent::Undelivered {
+                provider_message_id: sid,
+                reason,
+                at: now,
+            }]);
         }
         Some("received") | None => {}
         Some(_) => return Ok(Vec::new()),
@@ -324,6 +336,20 @@ mod tests {
                 provider_message_id: "SM1".into(),
                 postback: None,
                 text: Some("2".into()),
+                at: now,
+            }]
+        );
+        let failed = owned(&[
+            ("MessageSid", "SM3"),
+            ("MessageStatus", "undelivered"),
+            ("ErrorCode", "30003"),
+        ]);
+        let sig = signature(url, &failed, "tok");
+        assert_eq!(
+            verify_webhook(url, &failed, Some(&sig), "tok", now).unwrap(),
+            vec![InboundEvent::Undelivered {
+                provider_message_id: "SM3".into(),
+                reason: "sms undelivered (Twilio error 30003)".into(),
                 at: now,
             }]
         );
