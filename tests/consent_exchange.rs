@@ -82,6 +82,10 @@ impl World {
     }
 
     async fn start_with(channels: ChannelsConfig) -> World {
+        World::start_full(channels, PromptConfig::default()).await
+    }
+
+    async fn start_full(channels: ChannelsConfig, prompts: PromptConfig) -> World {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("slotgate.db").display());
         let store = Store::connect(&url).await.unwrap();
@@ -133,7 +137,7 @@ impl World {
 
         let channels = Arc::new(Channels::from_config(&channels).unwrap());
         // Calling hours all day: the test must not depend on when it runs.
-        let mut prompts = PromptConfig::default();
+        let mut prompts = prompts;
         prompts.options.calling_hours = slotgate::consent::CallingHours::new(
             chrono::NaiveTime::from_hms_opt(0, 0, 0).unwrap(),
             chrono::NaiveTime::from_hms_opt(23, 59, 0).unwrap(),
@@ -676,4 +680,102 @@ fn twilio_at(base_url: String) -> slotgate::config::SmsChannelConfig {
         },
         webhook_url: "https://slotgate.example/webhooks/sms".into(),
     }
+}
+
+#[tokio::test]
+async fn the_weekly_cap_counts_every_enterprises_prompts() {
+    let mut prompts = PromptConfig::default();
+    prompts.ranking.weekly_cap = 1;
+    let world = World::start_full(ChannelsConfig::default(), prompts).await;
+    let (status, body) = world.ask().await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let first = body["id"].as_str().unwrap().to_string();
+    world
+        .until("the first prompt is sent", || async {
+            world.get(&format!("/v1/consent-requests/{first}")).await["state"] == "sent"
+        })
+        .await;
+
+    // Another enterprise asks the same person the same week.
+    let other = world
+        .store
+        .create_enterprise(
+            &NewEnterprise {
+                name: "Beta Telecom".into(),
+                display_name: "Beta".into(),
+                services: vec![],
+                default_region: "US".into(),
+                crm_webhook_url: None,
+                crm_webhook_secret: None,
+                consent_policy: ConsentPolicy::PerCall,
+                status: TrustStatus::Trusted,
+            },
+            Utc::now(),
+        )
+        .await
+        .unwrap();
+    let ann = E164::parse(ANN, None).unwrap();
+    let person = world
+        .store
+        .person_by_identifier(&Identifier::Phone(ann.clone()))
+        .await
+        .unwrap()
+        .unwrap();
+    world
+        .store
+        .set_subscription(
+            &person.id,
+            &other.id,
+            SubscriptionStatus::Active,
+            Utc::now(),
+        )
+        .await
+        .unwrap();
+    let second = world
+        .store
+        .create_consent_request(
+            slotgate::consent::NewConsentRequest {
+                enterprise_id: other.id.clone(),
+                person_id: person.id.clone(),
+                number: ann,
+                scope: slotgate::consent::Scope::Purpose("fibre".into()),
+                options: vec![],
+                hold_id: None,
+                expires_at: Utc::now() + TimeDelta::hours(1),
+            },
+            Utc::now(),
+        )
+        .await
+        .unwrap();
+    world
+        .until("the second request is refused", || async {
+            matches!(
+                world
+                    .store
+                    .consent_request(&second.id)
+                    .await
+                    .unwrap()
+                    .unwrap()
+                    .state,
+                slotgate::consent::RequestState::Failed { .. }
+            )
+        })
+        .await;
+    assert_eq!(
+        world
+            .store
+            .consent_request(&second.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .state,
+        slotgate::consent::RequestState::Failed {
+            reason: "weekly_cap_reached".into()
+        }
+    );
+    assert_eq!(
+        world.inbox().await.len(),
+        1,
+        "only the first prompt went out"
+    );
 }

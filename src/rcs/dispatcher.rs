@@ -26,7 +26,7 @@ use crate::config::PromptConfig;
 use crate::consent::{callee_zone, ConsentRequest, RequestEvent, E164};
 use crate::store::prompts::SentPrompt;
 use crate::store::{ConsentStoreError, Store};
-use crate::timing::HistoryRanker;
+use crate::timing::{may_prompt, ContactHistory, HistoryRanker, PastPrompt};
 
 /// Requests claimed per round.
 const BATCH: u32 = 32;
@@ -162,6 +162,27 @@ impl Dispatcher {
                     .max(self.prompts.ranking.cool_down),
             )
             .await?;
+        // The cap counts every enterprise's prompts: it is the person who
+        // is protected from being asked too often.
+        let prompted = self
+            .store
+            .prompts_to_person_since(&request.person_id, now - self.prompts.ranking.cap_window)
+            .await?;
+        let everyone = ContactHistory::new(
+            prompted
+                .into_iter()
+                .map(|sent_at| PastPrompt {
+                    sent_at,
+                    offered: Vec::new(),
+                    picked: None,
+                    answered_at: None,
+                    declined: false,
+                })
+                .collect(),
+        );
+        if let Err(refusal) = may_prompt(&everyone, now, &self.prompts.ranking) {
+            return self.fail(request, refusal.code()).await;
+        }
         let prompt = match compose_prompt(
             PromptInput {
                 enterprise: &enterprise,

@@ -443,6 +443,26 @@ macro_rules! prompt_queries {
             .map_err(query_error("reading prompt templates"))
         }
 
+        /// When each prompt to the person was sent since `since`, from any
+        /// enterprise.
+        pub(crate) async fn prompt_times(
+            pool: &Pool<Db>,
+            person_id: &str,
+            since: DateTime<Utc>,
+        ) -> QueryResult<Vec<DateTime<Utc>>> {
+            sqlx::query(
+                "SELECT created_at FROM consent_requests \
+                 WHERE person_id = $1 AND created_at >= $2 AND provider_message_id IS NOT NULL \
+                 ORDER BY created_at",
+            )
+            .bind(person_id)
+            .bind(t(since))
+            .fetch_all(pool)
+            .await
+            .and_then(|rows| rows.iter().map(|r| time(r, "created_at")).collect())
+            .map_err(query_error("reading when a person was prompted"))
+        }
+
         /// Requests still waiting for an answer after their deadline.
         pub(crate) async fn due_expiries(
             pool: &Pool<Db>,

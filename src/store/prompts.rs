@@ -292,6 +292,16 @@ impl Store {
         Ok(templates)
     }
 
+    /// When the person was prompted since `since`, by every enterprise:
+    /// the weekly cap protects the person, not one enterprise's share.
+    pub async fn prompts_to_person_since(
+        &self,
+        person_id: &str,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<DateTime<Utc>>, ConsentStoreError> {
+        on_engine!(self, prompt_times(person_id, super::to_micros(since)))
+    }
+
     /// Requests past their deadline that still wait for an answer.
     pub async fn requests_due_to_expire(
         &self,
