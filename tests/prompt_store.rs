@@ -983,6 +983,16 @@ async fn contact_history_lists_sent_prompts_with_what_was_picked(db: TestDb) {
     assert_eq!(theirs.prompts[0].picked, None);
     assert_eq!(theirs.prompts[0].offered, []);
     assert!(!theirs.prompts[0].declined);
+
+    // The weekly cap counts every enterprise's prompts that went out.
+    assert_eq!(
+        store.prompts_to_person_since(&ann, at(0)).await.unwrap(),
+        [at(1), at(10), at(21)]
+    );
+    assert_eq!(
+        store.prompts_to_person_since(&ann, at(11)).await.unwrap(),
+        [at(21)]
+    );
 }
 
 async fn requests_due_to_expire_are_open_and_past_their_deadline(db: TestDb) {
