@@ -43,15 +43,6 @@ impl Created {
     }
 }
 
-macro_rules! on_engine {
-    ($store:expr, $f:ident($($arg:expr),* $(,)?)) => {
-        match &$store.engine {
-            Engine::Sqlite(pool) => super::consent_sqlite::$f(pool, $($arg),*).await,
-            Engine::Postgres(pool) => super::consent_postgres::$f(pool, $($arg),*).await,
-        }
-    };
-}
-
 impl Store {
     /// Opens a consent request as [`Store::create_consent_request`] does,
     /// with the API's details. With an idempotency key the enterprise has

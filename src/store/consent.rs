@@ -75,16 +75,6 @@ impl ConsentStoreError {
     }
 }
 
-/// Runs the engine's copy of a query function.
-macro_rules! on_engine {
-    ($store:expr, $f:ident($($arg:expr),* $(,)?)) => {
-        match &$store.engine {
-            Engine::Sqlite(pool) => super::consent_sqlite::$f(pool, $($arg),*).await,
-            Engine::Postgres(pool) => super::consent_postgres::$f(pool, $($arg),*).await,
-        }
-    };
-}
-
 impl Store {
     /// Registers an enterprise. Its default region must be one the number
     /// metadata knows, and a service name must fit on one line.

@@ -6,6 +6,17 @@
 //! and the same tests run on both. Engine-specific SQL lives in the `sqlite`
 //! and `postgres` submodules; each engine has its own embedded migrations.
 
+/// Runs the engine's copy of a query function (the consent, outbox and
+/// prompt SQL is compiled once per engine, see `consent_queries`).
+macro_rules! on_engine {
+    ($store:expr, $f:ident($($arg:expr),* $(,)?)) => {
+        match &$store.engine {
+            Engine::Sqlite(pool) => super::consent_sqlite::$f(pool, $($arg),*).await,
+            Engine::Postgres(pool) => super::consent_postgres::$f(pool, $($arg),*).await,
+        }
+    };
+}
+
 #[macro_use]
 mod consent_queries;
 #[macro_use]

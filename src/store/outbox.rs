@@ -16,15 +16,6 @@ use super::{Engine, Store};
 use crate::crm::{DeliveryState, FailedAttempt, OutboxEvent, OutboxFilter};
 use crate::store::ConsentStoreError;
 
-macro_rules! on_engine {
-    ($store:expr, $f:ident($($arg:expr),* $(,)?)) => {
-        match &$store.engine {
-            Engine::Sqlite(pool) => super::consent_sqlite::$f(pool, $($arg),*).await,
-            Engine::Postgres(pool) => super::consent_postgres::$f(pool, $($arg),*).await,
-        }
-    };
-}
-
 impl Store {
     /// Notified after every consent change that may have queued an event;
     /// shared by every clone of this store (not across processes: other

@@ -16,16 +16,6 @@ use crate::consent::{
 };
 use crate::timing::{ContactHistory, PastPrompt};
 
-/// Runs the engine's copy of a query function.
-macro_rules! on_engine {
-    ($store:expr, $f:ident($($arg:expr),* $(,)?)) => {
-        match &$store.engine {
-            Engine::Sqlite(pool) => super::consent_sqlite::$f(pool, $($arg),*).await,
-            Engine::Postgres(pool) => super::consent_postgres::$f(pool, $($arg),*).await,
-        }
-    };
-}
-
 /// A request the dispatcher has sent: its new state (`sent`, with the
 /// provider's message id) and the channel that carried it.
 #[derive(Debug, Clone, PartialEq, Eq)]
