@@ -55,14 +55,23 @@ impl Store {
         details: RequestDetails,
         now: DateTime<Utc>,
     ) -> Result<Created, ConsentStoreError> {
-        if let Some(existing) = self
-            .request_by_idempotency_key(&new.enterprise_id, &details)
-            .await?
-        {
-            return Ok(Created::Existing(existing));
-        }
+        // The insert itself detects a reused key (it does nothing), so a
+        // first attempt, the common case, pays for no lookup. A refused
+        // attempt looks first: a retry of a request the rules have since
+        // come to refuse still gets the request it made.
         let enterprise_id = new.enterprise_id.clone();
-        let request = self.prepare_consent_request(new, now).await?;
+        let request = match self.prepare_consent_request(new, now).await {
+            Ok(request) => request,
+            Err(refused) => {
+                return match self
+                    .request_by_idempotency_key(&enterprise_id, &details)
+                    .await?
+                {
+                    Some(existing) => Ok(Created::Existing(existing)),
+                    None => Err(refused),
+                }
+            }
+        };
         if on_engine!(self, insert_request(&request, Some(&details)))? {
             self.wake_webhooks();
             self.wake_prompts();
