@@ -178,7 +178,10 @@ impl Simulator {
                 at: now,
             },
         );
-        if let Some((answer, after)) = self.draw() {
+        // Only prompts are answered: a confirmation or a clarifying
+        // question offers nothing to pick.
+        let answerable = !message.choices.is_empty();
+        if let Some((answer, after)) = self.draw().filter(|_| answerable) {
             if let Some(content) = answer.reply_to(&message.choices) {
                 let at = now + after;
                 let event = self.reply_event(&message.to, content, at);
@@ -385,6 +388,22 @@ mod tests {
             )]
         );
         assert_eq!(sim.next_due(), None);
+    }
+
+    #[test]
+    fn messages_without_choices_are_not_answered() {
+        let mut sim = Simulator::new(AutoReply::Fixed {
+            answer: SimulatedAnswer::Now,
+            after: TimeDelta::zero(),
+        });
+        let confirmation = OutboundMessage {
+            choices: Vec::new(),
+            text: "We'll call you now.".into(),
+            ..prompt("c1")
+        };
+        sim.send(&confirmation, t0());
+        assert!(replies(&sim.poll(t0())).is_empty());
+        assert_eq!(sim.inbox(None).len(), 1);
     }
 
     #[test]
