@@ -465,6 +465,26 @@ async fn the_prompt_speaks_the_enterprises_words_in_the_persons_locale() {
         prompt["text"],
         "Bonjour Ann, ACME Energy voudrait vous appeler : your boiler service."
     );
+    // The chips and the answer back speak French too.
+    let labels: Vec<&str> = prompt["choices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["label"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        labels.first(),
+        Some(&"Appelez-moi maintenant"),
+        "{labels:?}"
+    );
+    assert_eq!(labels.last(), Some(&"Ne pas appeler"), "{labels:?}");
+    assert!(labels.iter().all(|l| l.chars().count() <= 25), "{labels:?}");
+    let (status, body) = world.reply(json!({"number": ANN, "postback": "now"})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        world.inbox().await[0]["text"],
+        "Nous vous appelons maintenant."
+    );
 }
 
 /// A Twilio stand-in that answers every send with `status` and counts them.

@@ -250,6 +250,30 @@ fn a_campaign_scope_fills_the_purpose_and_an_unknown_name_stays_empty() {
         prompt.rich_text,
         "Hi , ACME Energy would like to call you about spring-tune-up. When suits you?"
     );
+    // The enterprise has no French wording, but the chips are French.
+    let labels: Vec<&str> = prompt.choices.iter().map(|c| c.label.as_str()).collect();
+    assert_eq!(
+        labels,
+        [
+            "Appelez-moi maintenant",
+            "Dans 15 minutes",
+            "Dans 30 minutes",
+            "Aujourd'hui 15h30",
+            "Aujourd'hui 18h30",
+            "Demain 8h00",
+            "Après-midi 15h30–17h",
+            "Soir 17h–21h",
+            "Demain matin 9h–12h",
+            "Ne pas appeler",
+        ]
+    );
+    assert!(
+        prompt
+            .sms_text
+            .ends_with("Répondez 1 Appelez-moi maintenant, 2 Dans 15 minutes, 3 Dans 30 minutes, 4 Aujourd'hui 15h30, 5 Aujourd'hui 18h30, 6 Demain 8h00, 7 Après-midi 15h30–17h, 8 Soir 17h–21h, 9 Demain matin 9h–12h, 10 Ne pas appeler, ou STOP pour ne plus être contacté"),
+        "{}",
+        prompt.sms_text
+    );
 }
 
 #[test]

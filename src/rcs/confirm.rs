@@ -6,10 +6,9 @@
 //! written in the person's zone, relative to the day of the reply
 //! ("tomorrow at 9:00 AM"), because that is how the person will check them.
 //!
-//! Only English exists; the [`Locale`] parameter is where other languages
-//! will plug in, and every unknown tag falls back to English.
+//! English and French exist; every other tag falls back to English.
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, Timelike, Utc, Weekday};
 use chrono_tz::Tz;
 
 use crate::consent::{Answer, OfferedChoice};
@@ -19,35 +18,56 @@ use crate::consent::{Answer, OfferedChoice};
 pub enum Locale {
     #[default]
     English,
+    French,
 }
 
 impl Locale {
-    /// The locale for a BCP 47 tag ("en-US"); anything not yet translated
-    /// is English.
-    pub fn from_tag(_tag: &str) -> Locale {
-        Locale::English
+    /// The locale for a BCP 47 tag ("en-US", "fr_CA"); anything not yet
+    /// translated is English.
+    pub fn from_tag(tag: &str) -> Locale {
+        let language = tag.trim().split(['-', '_']).next().unwrap_or("");
+        if language.eq_ignore_ascii_case("fr") {
+            Locale::French
+        } else {
+            Locale::English
+        }
     }
 }
 
 /// What the person is told once their answer is recorded; `now` is the
 /// instant of the reply, which decides "today" and "tomorrow".
 pub fn confirmation(answer: &Answer, zone: Tz, now: DateTime<Utc>, locale: Locale) -> String {
-    let Locale::English = locale;
     let today = now.with_timezone(&zone).date_naive();
-    match answer {
-        Answer::Now => "We'll call you now.".to_string(),
-        Answer::Decline => "We won't call you about this.".to_string(),
-        Answer::Slot(slot) => {
-            let (day, time) = local(slot.start, zone, today);
+    let at = |instant| local(instant, zone, today, locale);
+    match (locale, answer) {
+        (Locale::English, Answer::Now) => "We'll call you now.".to_string(),
+        (Locale::English, Answer::Decline) => "We won't call you about this.".to_string(),
+        (Locale::English, Answer::Slot(slot)) => {
+            let (day, time) = at(slot.start);
             format!("We'll call you {day}at {time}.")
         }
-        Answer::Range { start, end } => {
-            let (start_day, start_time) = local(*start, zone, today);
-            let (end_day, end_time) = local(*end, zone, today);
+        (Locale::English, Answer::Range { start, end }) => {
+            let ((start_day, start_time), (end_day, end_time)) = (at(*start), at(*end));
             if start_day == end_day {
                 format!("We'll call you {start_day}between {start_time} and {end_time}.")
             } else {
                 format!("We'll call you between {start_day}{start_time} and {end_day}{end_time}.")
+            }
+        }
+        (Locale::French, Answer::Now) => "Nous vous appelons maintenant.".to_string(),
+        (Locale::French, Answer::Decline) => "Nous ne vous appellerons pas à ce sujet.".to_string(),
+        (Locale::French, Answer::Slot(slot)) => {
+            let (day, time) = at(slot.start);
+            format!("Nous vous appellerons {day}à {time}.")
+        }
+        (Locale::French, Answer::Range { start, end }) => {
+            let ((start_day, start_time), (end_day, end_time)) = (at(*start), at(*end));
+            if start_day == end_day {
+                format!("Nous vous appellerons {start_day}entre {start_time} et {end_time}.")
+            } else {
+                format!(
+                    "Nous vous appellerons entre {start_day}{start_time} et {end_day}{end_time}."
+                )
             }
         }
     }
@@ -55,42 +75,111 @@ pub fn confirmation(answer: &Answer, zone: Tz, now: DateTime<Utc>, locale: Local
 
 /// The one reply to a revocation.
 pub fn revocation_confirmation(display_name: &str, locale: Locale) -> String {
-    let Locale::English = locale;
-    format!("You won't receive further calls or messages from {display_name}.")
+    match locale {
+        Locale::English => {
+            format!("You won't receive further calls or messages from {display_name}.")
+        }
+        Locale::French => {
+            format!("Vous ne recevrez plus d'appels ni de messages de {display_name}.")
+        }
+    }
 }
 
 /// The one clarifying question for a reply that could not be read: the
 /// options by number, and how to opt out.
 pub fn clarification(offered: &[OfferedChoice], locale: Locale) -> String {
-    let Locale::English = locale;
+    let (sorry, reply, pick, any_time, opt_out) = match locale {
+        Locale::English => (
+            "Sorry, we didn't understand.",
+            "Reply",
+            "for",
+            "with a time that suits you",
+            "or STOP to opt out",
+        ),
+        Locale::French => (
+            "Désolé, nous n'avons pas compris.",
+            "Répondez",
+            "pour",
+            "avec l'heure qui vous convient",
+            "ou STOP pour ne plus être contacté",
+        ),
+    };
     let options: Vec<String> = offered
         .iter()
         .enumerate()
-        .map(|(i, o)| format!("{} for {}", i + 1, o.label))
+        .map(|(i, o)| format!("{} {pick} {}", i + 1, o.label))
         .collect();
     if options.is_empty() {
-        return "Sorry, we didn't understand. Reply with a time that suits you, or STOP to opt out."
-            .to_string();
+        return format!("{sorry} {reply} {any_time}, {opt_out}.");
     }
-    format!(
-        "Sorry, we didn't understand. Reply {}, or STOP to opt out.",
-        options.join(", ")
-    )
+    format!("{sorry} {reply} {}, {opt_out}.", options.join(", "))
 }
 
-/// The day words ("", "tomorrow ", "on Friday ", "on March 20 ") and the
-/// clock time of `at` in `zone`, seen from `today`.
-fn local(at: DateTime<Utc>, zone: Tz, today: NaiveDate) -> (String, String) {
+/// The day words ("", "tomorrow ", "on Friday ", "on March 20 " — or
+/// "demain ", "vendredi ", "le 20 mars ") and the clock time of `at` in
+/// `zone`, seen from `today`.
+fn local(at: DateTime<Utc>, zone: Tz, today: NaiveDate, locale: Locale) -> (String, String) {
     let at = at.with_timezone(&zone);
-    let date = at.date_naive();
-    let days_ahead = date.signed_duration_since(today).num_days();
-    let day = match days_ahead {
-        0 => String::new(),
-        1 => "tomorrow ".to_string(),
-        2..=6 => format!("on {} ", at.format("%A")),
-        _ => format!("on {} ", at.format("%B %-d")),
-    };
-    (day, at.format("%-I:%M %p").to_string())
+    let days_ahead = at.date_naive().signed_duration_since(today).num_days();
+    match locale {
+        Locale::English => {
+            let day = match days_ahead {
+                0 => String::new(),
+                1 => "tomorrow ".to_string(),
+                2..=6 => format!("on {} ", at.format("%A")),
+                _ => format!("on {} ", at.format("%B %-d")),
+            };
+            (day, at.format("%-I:%M %p").to_string())
+        }
+        Locale::French => {
+            let day = match days_ahead {
+                0 => String::new(),
+                1 => "demain ".to_string(),
+                2..=6 => format!("{} ", french_weekday(at.weekday())),
+                _ => format!("le {} {} ", at.day(), french_month(at.month())),
+            };
+            (day, french_time(at.hour(), at.minute()))
+        }
+    }
+}
+
+/// "17h00", as French clocks are written.
+pub fn french_time(hour: u32, minute: u32) -> String {
+    format!("{hour}h{minute:02}")
+}
+
+pub fn french_weekday(day: Weekday) -> &'static str {
+    match day {
+        Weekday::Mon => "lundi",
+        Weekday::Tue => "mardi",
+        Weekday::Wed => "mercredi",
+        Weekday::Thu => "jeudi",
+        Weekday::Fri => "vendredi",
+        Weekday::Sat => "samedi",
+        Weekday::Sun => "dimanche",
+    }
+}
+
+fn french_month(month: u32) -> &'static str {
+    const MONTHS: [&str; 12] = [
+        "janvier",
+        "février",
+        "mars",
+        "avril",
+        "mai",
+        "juin",
+        "juillet",
+        "août",
+        "septembre",
+        "octobre",
+        "novembre",
+        "décembre",
+    ];
+    month
+        .checked_sub(1)
+        .and_then(|i| MONTHS.get(i as usize))
+        .copied()
+        .unwrap_or("")
 }
 
 #[cfg(test)]
@@ -109,7 +198,7 @@ mod tests {
 
     fn confirm(answer: Answer) -> String {
         // Tuesday 2026-03-10, 14:05 in New York.
-        confirmation(&answer, New_York, at(10, 14, 5), Locale::from_tag("fr-FR"))
+        confirmation(&answer, New_York, at(10, 14, 5), Locale::from_tag("en-US"))
     }
 
     fn slot(start: DateTime<Utc>) -> Answer {
@@ -189,6 +278,42 @@ mod tests {
         assert_eq!(
             revocation_confirmation("Acme Bank", Locale::English),
             "You won't receive further calls or messages from Acme Bank."
+        );
+    }
+
+    #[test]
+    fn french_texts_use_french_days_and_clocks() {
+        let fr = |answer: Answer| confirmation(&answer, New_York, at(10, 14, 5), Locale::French);
+        assert_eq!(Locale::from_tag("fr_CA"), Locale::French);
+        assert_eq!(Locale::from_tag("de-DE"), Locale::English);
+        assert_eq!(fr(Answer::Now), "Nous vous appelons maintenant.");
+        assert_eq!(fr(slot(at(10, 17, 0))), "Nous vous appellerons à 17h00.");
+        assert_eq!(
+            fr(slot(at(11, 9, 5))),
+            "Nous vous appellerons demain à 9h05."
+        );
+        assert_eq!(
+            fr(slot(at(13, 12, 30))),
+            "Nous vous appellerons vendredi à 12h30."
+        );
+        assert_eq!(
+            fr(slot(at(20, 10, 0))),
+            "Nous vous appellerons le 20 mars à 10h00."
+        );
+        assert_eq!(
+            fr(Answer::Range {
+                start: at(10, 18, 0),
+                end: at(10, 20, 0)
+            }),
+            "Nous vous appellerons entre 18h00 et 20h00."
+        );
+        assert_eq!(
+            revocation_confirmation("Acme Banque", Locale::French),
+            "Vous ne recevrez plus d'appels ni de messages de Acme Banque."
+        );
+        assert_eq!(
+            clarification(&[], Locale::French),
+            "Désolé, nous n'avons pas compris. Répondez avec l'heure qui vous convient, ou STOP pour ne plus être contacté."
         );
     }
 }

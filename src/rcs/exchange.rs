@@ -7,15 +7,17 @@
 //! result; everything that can be decided is decided here, with the time
 //! passed in, so it is tested without a database, a provider or a clock.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Datelike, Timelike, Utc};
 use chrono_tz::Tz;
 
-use super::confirm::{clarification, confirmation, revocation_confirmation, Locale};
+use super::confirm::{
+    clarification, confirmation, french_time, french_weekday, revocation_confirmation, Locale,
+};
 use super::reply::{read_postback, read_text, Reading, ReplyContext};
 use crate::consent::{
-    build_options, sms_reply_line, Answer, Channel, Consent, ConsentRequest, ConsentStatus,
+    build_options, sms_reply_line, Answer, Channel, Choice, Consent, ConsentRequest, ConsentStatus,
     Enterprise, Evidence, OfferedChoice, OptionPolicy, PromptTemplates, PromptValues, RequestEvent,
-    RequestState, Scope, SlotOption, Transition, Window, PER_CALL_VALIDITY,
+    RequestState, Scope, SlotOption, Transition, Window, MAX_LABEL_CHARS, PER_CALL_VALIDITY,
 };
 use crate::store::prompts::InboundEffect;
 use crate::timing::{may_prompt, ContactHistory, OptionRanker, PromptRefusal, RankingPolicy};
@@ -67,6 +69,12 @@ pub fn compose_prompt(
         choices.splice(0..0, preferred);
         choices.extend(decline);
     }
+    let language = Locale::from_tag(input.locale);
+    if language == Locale::French {
+        for choice in &mut choices {
+            choice.label = french_label(&choice.choice, input.zone, input.now);
+        }
+    }
     let purpose = match &input.request.scope {
         Scope::Campaign(c) => c.as_str(),
         Scope::Purpose(p) => p.as_str(),
@@ -81,10 +89,79 @@ pub fn compose_prompt(
         sms_text: format!(
             "{}\n{}",
             templates.render(input.locale, &values),
-            sms_reply_line(&choices)
+            match language {
+                Locale::English => sms_reply_line(&choices),
+                Locale::French => french_reply_line(&choices),
+            }
         ),
         choices,
     })
+}
+
+/// A choice's label in French, as short as a suggestion chip needs.
+fn french_label(choice: &Choice, zone: Tz, now: DateTime<Utc>) -> String {
+    let today = now.with_timezone(&zone).date_naive();
+    let day = |at: DateTime<Utc>| {
+        let local = at.with_timezone(&zone);
+        match local.date_naive().signed_duration_since(today).num_days() {
+            0 => "Aujourd'hui".to_string(),
+            1 => "Demain".to_string(),
+            _ => {
+                let weekday = french_weekday(local.weekday());
+                let mut name = weekday[..1].to_uppercase();
+                name.push_str(&weekday[1..]);
+                format!("{name} {}/{:02}", local.day(), local.month())
+            }
+        }
+    };
+    let clock = |at: DateTime<Utc>| {
+        let local = at.with_timezone(&zone);
+        french_time(local.hour(), local.minute())
+    };
+    let label = match choice {
+        Choice::Now => "Appelez-moi maintenant".to_string(),
+        Choice::After(delay) => format!("Dans {} minutes", delay.num_minutes()),
+        Choice::Slot(slot) => format!("{} {}", day(slot.start), clock(slot.start)),
+        Choice::Range(range) => {
+            let hour = range.start.with_timezone(&zone).hour();
+            let part = match hour {
+                0..=11 => "matin",
+                12..=16 => "après-midi",
+                _ => "soir",
+            };
+            let when = match day(range.start).as_str() {
+                "Aujourd'hui" => {
+                    let mut p = part[..1].to_uppercase();
+                    p.push_str(&part[1..]);
+                    p
+                }
+                other => format!("{other} {part}"),
+            };
+            let hours = format!(
+                "{when} {}–{}",
+                clock(range.start).replace("h00", "h"),
+                clock(range.end).replace("h00", "h")
+            );
+            if hours.chars().count() <= MAX_LABEL_CHARS {
+                hours
+            } else {
+                when
+            }
+        }
+        Choice::Decline => "Ne pas appeler".to_string(),
+    };
+    label.chars().take(MAX_LABEL_CHARS).collect()
+}
+
+/// `Répondez 1 Appelez-moi maintenant, 2 …, ou STOP pour ne plus être
+/// contacté`: the SMS line of a French prompt.
+fn french_reply_line(choices: &[OfferedChoice]) -> String {
+    let mut line = String::from("Répondez ");
+    for (i, choice) in choices.iter().enumerate() {
+        line.push_str(&format!("{} {}, ", i + 1, choice.label));
+    }
+    line.push_str("ou STOP pour ne plus être contacté");
+    line
 }
 
 /// The enterprise's preferred slots as choices, labelled in the person's

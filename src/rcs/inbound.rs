@@ -227,6 +227,14 @@ impl Inbound {
             return Ok(Handled::Unmatched);
         };
         let offered = self.store.offered_choices(&request.id).await?;
+        // Answered in the language the prompt was asked in.
+        let locale = self
+            .store
+            .request_details(&request.id)
+            .await?
+            .and_then(|d| d.locale)
+            .map(|tag| Locale::from_tag(&tag))
+            .unwrap_or_default();
         let zone = zone_of(&request.number, self.prompts.fallback_time_zone);
         let decision = decide_reply(
             ReplyInput {
@@ -243,7 +251,7 @@ impl Inbound {
                 received_at: reply.received_at,
             },
             &self.prompts.options,
-            Locale::English,
+            locale,
         );
         let outcome = self
             .store
