@@ -72,6 +72,9 @@ pub enum Refusal {
     DoNotCallGlobal,
     /// The number is on this enterprise's do-not-call list.
     DoNotCallEnterprise,
+    /// The person's latest answer to this enterprise is "no", or they
+    /// revoked their consent.
+    Declined,
 }
 
 impl Refusal {
@@ -85,6 +88,7 @@ impl Refusal {
             Refusal::SubscriptionEnded => "subscription_ended",
             Refusal::DoNotCallGlobal => "do_not_call_global",
             Refusal::DoNotCallEnterprise => "do_not_call_enterprise",
+            Refusal::Declined => "declined",
         }
     }
 }
@@ -99,6 +103,7 @@ impl fmt::Display for Refusal {
             Refusal::SubscriptionEnded => "the person's subscription has ended",
             Refusal::DoNotCallGlobal => "the number is on the global do-not-call list",
             Refusal::DoNotCallEnterprise => "the number is on this enterprise's do-not-call list",
+            Refusal::Declined => "the person declined or revoked their consent",
         };
         write!(f, "{text} ({})", self.code())
     }
