@@ -37,6 +37,35 @@ pub enum ConfigError {
     Key { key: String, reason: String },
 }
 
+/// The backoff keys of `section`: a first wait of 1 ms to an hour, a
+/// ceiling of up to `cap` seconds that is not shorter than the first wait.
+fn check_backoff(
+    section: &str,
+    initial_ms: u64,
+    max_secs: u64,
+    (cap, cap_words): (u64, &str),
+) -> Result<(), ConfigError> {
+    if !(1..=3_600_000).contains(&initial_ms) {
+        return Err(key_error(
+            &format!("{section}.backoff_initial_ms"),
+            "must be between 1 and 3600000",
+        ));
+    }
+    if !(1..=cap).contains(&max_secs) {
+        return Err(key_error(
+            &format!("{section}.backoff_max_secs"),
+            format!("must be between 1 and {cap} ({cap_words})"),
+        ));
+    }
+    if max_secs.saturating_mul(1000) < initial_ms {
+        return Err(key_error(
+            &format!("{section}.backoff_max_secs"),
+            format!("must not be shorter than {section}.backoff_initial_ms"),
+        ));
+    }
+    Ok(())
+}
+
 fn key_error(key: &str, reason: impl Into<String>) -> ConfigError {
     ConfigError::Key {
         key: key.to_string(),
@@ -970,24 +999,12 @@ impl RawCrm {
         if !(1..=100).contains(&self.max_attempts) {
             return Err(key_error("crm.max_attempts", "must be between 1 and 100"));
         }
-        if !(1..=3_600_000).contains(&self.backoff_initial_ms) {
-            return Err(key_error(
-                "crm.backoff_initial_ms",
-                "must be between 1 and 3600000",
-            ));
-        }
-        if !(1..=604_800).contains(&self.backoff_max_secs) {
-            return Err(key_error(
-                "crm.backoff_max_secs",
-                "must be between 1 and 604800 (a week)",
-            ));
-        }
-        if self.backoff_max_secs.saturating_mul(1000) < self.backoff_initial_ms {
-            return Err(key_error(
-                "crm.backoff_max_secs",
-                "must not be shorter than crm.backoff_initial_ms",
-            ));
-        }
+        check_backoff(
+            "crm",
+            self.backoff_initial_ms,
+            self.backoff_max_secs,
+            (604_800, "a week"),
+        )?;
         if !(100..=300_000).contains(&self.request_timeout_ms) {
             return Err(key_error(
                 "crm.request_timeout_ms",
@@ -1075,24 +1092,12 @@ impl RawChannels {
                 "must be between 1 and 100",
             ));
         }
-        if !(1..=3_600_000).contains(&self.backoff_initial_ms) {
-            return Err(key_error(
-                "channels.backoff_initial_ms",
-                "must be between 1 and 3600000",
-            ));
-        }
-        if !(1..=86_400).contains(&self.backoff_max_secs) {
-            return Err(key_error(
-                "channels.backoff_max_secs",
-                "must be between 1 and 86400 (a day)",
-            ));
-        }
-        if self.backoff_max_secs.saturating_mul(1000) < self.backoff_initial_ms {
-            return Err(key_error(
-                "channels.backoff_max_secs",
-                "must not be shorter than channels.backoff_initial_ms",
-            ));
-        }
+        check_backoff(
+            "channels",
+            self.backoff_initial_ms,
+            self.backoff_max_secs,
+            (86_400, "a day"),
+        )?;
         let simulator = self.simulator.validate()?;
         let rbm = self.rbm.as_ref().map(RawRbm::validate).transpose()?;
         let sms = self.sms.as_ref().map(RawSms::validate).transpose()?;
