@@ -487,14 +487,7 @@ pub async fn add_do_not_call(
     _: Admin,
     ApiJson(body): ApiJson<AddDoNotCall>,
 ) -> Result<Json<DoNotCallAdded>, ApiError> {
-    let number = match &body.enterprise_id {
-        Some(id) => {
-            let enterprise = existing_enterprise(&state, id).await?;
-            parse_number(&enterprise, &body.number)?
-        }
-        None => E164::parse(&body.number, None)
-            .map_err(|e| ApiError::invalid("number", e.to_string()))?,
-    };
+    let number = listed_number(&state, body.enterprise_id.as_deref(), &body.number).await?;
     let source = body.source.as_deref().unwrap_or("admin");
     if source.trim().is_empty() || source.len() > 100 || source.contains(['\r', '\n']) {
         return Err(ApiError::invalid(
@@ -591,16 +584,20 @@ pub struct DoNotCallView {
     pub created_at: DateTime<Utc>,
 }
 
-/// The number as `query` names it, read in the enterprise's region.
-async fn listed_number(state: &ApiState, query: &DoNotCallQuery) -> Result<E164, ApiError> {
-    match &query.enterprise_id {
+/// The number a do-not-call route names, read in the enterprise's region.
+async fn listed_number(
+    state: &ApiState,
+    enterprise_id: Option<&str>,
+    number: &str,
+) -> Result<E164, ApiError> {
+    match enterprise_id {
         Some(id) => {
             let enterprise = existing_enterprise(state, id).await?;
-            parse_number(&enterprise, &query.number)
+            parse_number(&enterprise, number)
         }
-        None => {
-            E164::parse(&query.number, None).map_err(|e| ApiError::invalid("number", e.to_string()))
-        }
+        // The global list binds every enterprise: only an international
+        // number is unambiguous there.
+        None => E164::parse(number, None).map_err(|e| ApiError::invalid("number", e.to_string())),
     }
 }
 
@@ -619,7 +616,7 @@ pub async fn get_do_not_call(
     query: Result<Query<DoNotCallQuery>, QueryRejection>,
 ) -> Result<Json<DoNotCallView>, ApiError> {
     let Query(query) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
-    let number = listed_number(&state, &query).await?;
+    let number = listed_number(&state, query.enterprise_id.as_deref(), &query.number).await?;
     let entry = state
         .store
         .do_not_call(query.enterprise_id.as_deref(), &number)
@@ -648,7 +645,7 @@ pub async fn remove_do_not_call(
     query: Result<Query<DoNotCallQuery>, QueryRejection>,
 ) -> Result<StatusCode, ApiError> {
     let Query(query) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
-    let number = listed_number(&state, &query).await?;
+    let number = listed_number(&state, query.enterprise_id.as_deref(), &query.number).await?;
     if !state
         .store
         .remove_do_not_call(query.enterprise_id.as_deref(), &number)
