@@ -272,18 +272,14 @@ macro_rules! consent_queries {
             id: &str,
         ) -> QueryResult<Option<(String, bool, Enterprise)>> {
             const CONTEXT: &str = "reading an API key's enterprise";
-            let columns = ENTERPRISE_COLUMNS
-                .split(", ")
-                .map(|c| format!("e.{c}"))
-                .collect::<Vec<_>>()
-                .join(", ");
-            let sql = format!(
-                "SELECT k.hash AS key_hash, k.revoked_at IS NOT NULL AS key_revoked, {columns} \
-                 FROM api_keys k JOIN enterprises e ON e.id = k.enterprise_id WHERE k.id = $1"
-            );
+            // `e.*`: the enterprise's columns under their own names, as
+            // `enterprise_from_row` reads them, with no text built per call.
+            const SQL: &str = "SELECT k.hash AS key_hash, \
+                 k.revoked_at IS NOT NULL AS key_revoked, e.* \
+                 FROM api_keys k JOIN enterprises e ON e.id = k.enterprise_id WHERE k.id = $1";
             fetch_optional(
                 pool,
-                &sql,
+                SQL,
                 id,
                 |row| {
                     Ok((
