@@ -210,6 +210,18 @@ impl World {
         (status, response.json().await.unwrap_or(Value::Null))
     }
 
+    /// Asks through the API and waits until the simulated handset has the
+    /// prompt; returns the request's id.
+    async fn ask_and_await_prompt(&self) -> String {
+        let (status, body) = self.ask().await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+        self.until("the prompt is sent", || async {
+            !self.inbox().await.is_empty()
+        })
+        .await;
+        body["id"].as_str().unwrap().to_string()
+    }
+
     async fn get(&self, path: &str) -> Value {
         let response = self
             .client
@@ -337,14 +349,7 @@ async fn an_auto_reply_now_becomes_a_consent_and_the_crm_hears_each_step() {
 #[tokio::test]
 async fn stop_revokes_puts_the_number_on_the_list_and_is_confirmed_once() {
     let world = World::start(AutoReply::Off).await;
-    let (status, body) = world.ask().await;
-    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
-    let id = body["id"].as_str().unwrap().to_string();
-    world
-        .until("the prompt is sent", || async {
-            !world.inbox().await.is_empty()
-        })
-        .await;
+    let id = world.ask_and_await_prompt().await;
 
     // The person first says something unreadable: one clarifying question.
     let (status, body) = world
@@ -406,13 +411,7 @@ async fn stop_revokes_puts_the_number_on_the_list_and_is_confirmed_once() {
 #[tokio::test]
 async fn a_typed_time_is_the_persons_own_range() {
     let world = World::start(AutoReply::Off).await;
-    let (_, body) = world.ask().await;
-    let id = body["id"].as_str().unwrap().to_string();
-    world
-        .until("the prompt is sent", || async {
-            !world.inbox().await.is_empty()
-        })
-        .await;
+    let id = world.ask_and_await_prompt().await;
     let (status, body) = world
         .reply(json!({"number": ANN, "text": "tomorrow at 9:15am"}))
         .await;
