@@ -66,7 +66,7 @@ fn check_backoff(
     Ok(())
 }
 
-fn key_error(key: &str, reason: impl Into<String>) -> ConfigError {
+pub(crate) fn key_error(key: &str, reason: impl Into<String>) -> ConfigError {
     ConfigError::Key {
         key: key.to_string(),
         reason: reason.into(),
@@ -97,6 +97,7 @@ pub struct Config {
     pub crm: CrmConfig,
     pub channels: ChannelsConfig,
     pub prompts: PromptConfig,
+    pub gate: crate::b2bua::gate_config::GateConfig,
     pub log_level: String,
 }
 
@@ -297,6 +298,7 @@ struct RawConfig {
     crm: RawCrm,
     channels: RawChannels,
     prompts: RawPrompts,
+    gate: crate::b2bua::gate_config::RawGate,
     log: RawLog,
 }
 
@@ -704,7 +706,7 @@ fn resolve_optional_peer(key: &str, value: &str) -> Result<Option<SocketAddr>, C
     }
 }
 
-fn parse_source(key: &str, value: &str) -> Result<IpNet, ConfigError> {
+pub(crate) fn parse_source(key: &str, value: &str) -> Result<IpNet, ConfigError> {
     let value = value.trim();
     if let Ok(net) = value.parse::<IpNet>() {
         return Ok(net);
@@ -932,6 +934,7 @@ impl RawConfig {
         let crm = self.crm.validate()?;
         let channels = self.channels.validate()?;
         let prompts = self.prompts.validate()?;
+        let gate = self.gate.validate()?;
         if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
             return Err(key_error(
                 "log.level",
@@ -989,6 +992,7 @@ impl RawConfig {
             crm,
             channels,
             prompts,
+            gate,
             log_level: self.log.level,
         })
     }
@@ -1328,11 +1332,10 @@ impl RawSms {
 }
 
 /// `HH:MM-HH:MM` (an en dash is accepted too), local wall-clock times.
-fn parse_calling_hours(value: &str) -> Result<CallingHours, ConfigError> {
-    const KEY: &str = "prompts.calling_hours";
+pub(crate) fn parse_calling_hours(key: &str, value: &str) -> Result<CallingHours, ConfigError> {
     let bad = || {
         key_error(
-            KEY,
+            key,
             format!("`{value}` is not written HH:MM-HH:MM (e.g. \"08:00-21:00\")"),
         )
     };
@@ -1341,7 +1344,7 @@ fn parse_calling_hours(value: &str) -> Result<CallingHours, ConfigError> {
         .or_else(|| value.split_once('–'))
         .ok_or_else(bad)?;
     let time = |t: &str| NaiveTime::parse_from_str(t.trim(), "%H:%M").map_err(|_| bad());
-    CallingHours::new(time(start)?, time(end)?).map_err(|e| key_error(KEY, e.to_string()))
+    CallingHours::new(time(start)?, time(end)?).map_err(|e| key_error(key, e.to_string()))
 }
 
 impl RawPrompts {
@@ -1364,7 +1367,7 @@ impl RawPrompts {
                 format!("{bad} is not allowed: each delay is between 1 and 1440 minutes"),
             ));
         }
-        let calling_hours = parse_calling_hours(&self.calling_hours)?;
+        let calling_hours = parse_calling_hours("prompts.calling_hours", &self.calling_hours)?;
         if !(1..=3_650).contains(&self.history_days) {
             return Err(key_error(
                 "prompts.history_days",
@@ -1609,6 +1612,7 @@ mod tests {
         assert_eq!(shipped.prompts, empty.prompts);
         // The keys' defaults are the domain's own defaults.
         assert_eq!(empty.prompts, PromptConfig::default());
+        assert_eq!(shipped.gate, empty.gate);
         let channels = &shipped.channels;
         assert_eq!(channels.plan.primary, Route::Simulator);
         assert_eq!(channels.plan.fallback, None);

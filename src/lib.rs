@@ -28,6 +28,8 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tracing::{info, warn};
 
+use crate::b2bua::gatekeeper::Gatekeeper;
+use crate::b2bua::hold::{GateQuery, GateVerdict, HoldAnswer};
 use crate::b2bua::Core;
 use crate::config::Config;
 use crate::sip::transport::{self, StreamEvent, TcpHub};
@@ -49,6 +51,8 @@ pub enum RunError {
     Deliverer(#[from] crm::deliverer::DelivererError),
     #[error(transparent)]
     Channels(#[from] rcs::channels::ChannelSetupError),
+    #[error("cannot listen for consent answers: {0}")]
+    HoldWakes(#[from] store::ConsentStoreError),
 }
 
 /// Datagrams handled per wake-up before timers and TCP get a turn.
@@ -90,8 +94,11 @@ pub async fn serve(
         inbound: inbound.clone(),
         channels: channels.clone(),
     };
+    let mut core = Core::new(&config, std::time::Instant::now(), chrono::Utc::now());
     let api = match config.api.listen {
-        Some(addr) => Some(spawn_api(addr, &config, store.clone(), exchange).await?),
+        Some(addr) => {
+            Some(spawn_api(addr, &config, store.clone(), exchange, core.gate_metrics()).await?)
+        }
         None => None,
     };
     // Requests created before a restart, or by another node, are found by
@@ -102,10 +109,14 @@ pub async fn serve(
     // deliverer's first scan: nothing is lost between commit and delivery.
     let deliverer = crm::spawn_deliverer(store.clone(), config.crm.clone())?;
     let mut hub = TcpHub::new(events_tx, config.sip.max_message_size);
+    let gatekeeper = Gatekeeper::new(store.clone(), config.gate.clone(), config.prompts.clone());
+    let (gate_tx, mut gate_rx) = mpsc::unbounded_channel::<GateEvent>();
+    if config.gate.enabled {
+        spawn_hold_wakes(&store, gate_tx.clone()).await?;
+    }
     let (recorder, recorder_handle) =
         spawn_recorder(store, config.store.batch_size, config.store.flush_interval);
 
-    let mut core = Core::new(&config, std::time::Instant::now(), chrono::Utc::now());
     info!(
         udp = %config.sip.udp_listen,
         tcp = ?config.sip.tcp_listen,
@@ -165,10 +176,14 @@ pub async fn serve(
                     StreamEvent::Message { peer, bytes } => core.handle_stream_message(peer, &bytes, now),
                 }
             }
+            Some(event) = gate_rx.recv() => {
+                on_gate_event(&mut core, event, &gatekeeper, &gate_tx);
+            }
             _ = &mut timer => {
                 core.handle_timeout(std::time::Instant::now());
             }
         }
+        ask_gatekeeper(&mut core, &gatekeeper, &gate_tx);
         flush(&mut core, &udp, &mut hub, &recorder).await;
         if drain_deadline.is_some() && core.active_calls() == 0 {
             break;
@@ -216,6 +231,7 @@ async fn spawn_api(
     config: &Config,
     store: Store,
     exchange: api::Exchange,
+    gate: Arc<b2bua::gate_metrics::GateMetrics>,
 ) -> Result<RunningApi, RunError> {
     let listener = TcpListener::bind(addr)
         .await
@@ -226,12 +242,112 @@ async fn spawn_api(
         })?;
     let local = listener.local_addr().unwrap_or(addr);
     info!(api = %local, "enterprise API is listening");
-    let router = api::router_with(store, &config.api, Some(exchange));
+    let router = api::router_with_gate(store, &config.api, Some(exchange), gate);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(api::serve(listener, router, async move {
         let _ = stopped.await;
     }));
     Ok(RunningApi { stop, task })
+}
+
+/// What the gate's store side reports back to the SIP loop.
+enum GateEvent {
+    Verdict {
+        hold_id: String,
+        verdict: GateVerdict,
+    },
+    /// An answer for this hold was stored (`None`: wake-ups were lost,
+    /// look at every hold).
+    Wake(Option<String>),
+    Answer {
+        hold_id: String,
+        answer: HoldAnswer,
+    },
+}
+
+/// Forwards stored answers' wake-ups (this node's and, on PostgreSQL,
+/// every node's) into the SIP loop.
+async fn spawn_hold_wakes(
+    store: &Store,
+    events: mpsc::UnboundedSender<GateEvent>,
+) -> Result<(), RunError> {
+    let mut wakes = store.hold_wakes().await?;
+    tokio::spawn(async move {
+        while let Some(wake) = wakes.next().await {
+            if events.send(GateEvent::Wake(wake)).is_err() {
+                return;
+            }
+        }
+    });
+    Ok(())
+}
+
+/// Runs the core's gate questions against the store, off the SIP loop.
+fn ask_gatekeeper(
+    core: &mut Core,
+    gatekeeper: &Gatekeeper,
+    events: &mpsc::UnboundedSender<GateEvent>,
+) {
+    while let Some(query) = core.poll_gate_query() {
+        let gatekeeper = gatekeeper.clone();
+        let events = events.clone();
+        match query {
+            GateQuery::Decide(req) => {
+                tokio::spawn(async move {
+                    let verdict = gatekeeper.decide(&req).await;
+                    let _ = events.send(GateEvent::Verdict {
+                        hold_id: req.hold_id,
+                        verdict,
+                    });
+                });
+            }
+            GateQuery::Ended { hold_id, forwarded } => {
+                tokio::spawn(async move {
+                    gatekeeper
+                        .hold_ended(&hold_id, forwarded, chrono::Utc::now())
+                        .await;
+                });
+            }
+        }
+    }
+}
+
+fn on_gate_event(
+    core: &mut Core,
+    event: GateEvent,
+    gatekeeper: &Gatekeeper,
+    events: &mpsc::UnboundedSender<GateEvent>,
+) {
+    let now = std::time::Instant::now();
+    let read_answer = |hold_id: String| {
+        let gatekeeper = gatekeeper.clone();
+        let events = events.clone();
+        tokio::spawn(async move {
+            if let Some(answer) = gatekeeper.answer(&hold_id, chrono::Utc::now()).await {
+                let _ = events.send(GateEvent::Answer { hold_id, answer });
+            }
+        });
+    };
+    match event {
+        GateEvent::Verdict { hold_id, verdict } => core.handle_gate_verdict(&hold_id, verdict, now),
+        GateEvent::Wake(Some(hold_id)) => {
+            if core.is_holding(&hold_id) {
+                read_answer(hold_id);
+            }
+        }
+        GateEvent::Wake(None) => core.held_ids().into_iter().for_each(read_answer),
+        GateEvent::Answer { hold_id, answer } => {
+            let now_answer = answer == HoldAnswer::Now;
+            if !core.handle_hold_answer(&hold_id, answer, now) && now_answer {
+                // The window closed while the answer was read: the PBX
+                // heard no; the person's "now" becomes a callback.
+                let gatekeeper = gatekeeper.clone();
+                tokio::spawn(async move {
+                    gatekeeper.missed_now(&hold_id, chrono::Utc::now()).await;
+                });
+            }
+        }
+    }
 }
 
 fn udp_peer(addr: SocketAddr) -> Peer {

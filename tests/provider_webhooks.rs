@@ -537,6 +537,7 @@ async fn rbm_refusals_are_counted() {
             allow_private_webhook_urls: true,
             exchange: Some(world.exchange.clone()),
             webhooks: counters.clone(),
+            gate: Arc::default(),
         });
     let base = serve(router).await;
     let data = chip_reply("Mx-counted", "now");

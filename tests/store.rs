@@ -51,6 +51,8 @@ fn sample(n: usize) -> CallRecord {
         final_status: 200,
         reason: "BYE from pbx".into(),
         ended_by: Some("pbx".into()),
+        gate_decision: None,
+        consent_request_id: None,
     }
 }
 
@@ -79,6 +81,8 @@ async fn insert_and_read_back_every_field(db: TestDb) {
         final_status: 200,
         reason: "BYE from pbx".into(),
         ended_by: Some("pbx".into()),
+        gate_decision: None,
+        consent_request_id: None,
     };
     // Every optional field empty, and times before 2000 (negative offsets
     // from PostgreSQL's epoch) down to the last microsecond.
@@ -98,6 +102,8 @@ async fn insert_and_read_back_every_field(db: TestDb) {
         final_status: 403,
         reason: String::new(),
         ended_by: None,
+        gate_decision: None,
+        consent_request_id: None,
     };
     let busy = CallRecord {
         id: "cdr-busy".into(),
@@ -105,6 +111,8 @@ async fn insert_and_read_back_every_field(db: TestDb) {
         final_status: 486,
         reason: "486 Busy Here from trunk".into(),
         ended_by: Some("trunk".into()),
+        gate_decision: None,
+        consent_request_id: None,
         started_at: at(7),
         answered_at: None,
         ..answered.clone()

@@ -46,6 +46,8 @@ pub struct ApiState {
     /// The consent exchange; `None`: no channel webhooks, no simulator.
     pub exchange: Option<Exchange>,
     pub webhooks: Arc<webhooks::WebhookCounters>,
+    /// What the SIP side's gate counts, shown on `/metrics`.
+    pub gate: Arc<crate::b2bua::gate_metrics::GateMetrics>,
 }
 
 /// What the provider webhooks and the simulator routes act on.
@@ -71,6 +73,16 @@ pub fn router(store: Store, config: &ApiConfig) -> Router {
 /// [`router`] with the consent exchange's routes: provider webhooks, and the
 /// simulator's when it is the configured channel.
 pub fn router_with(store: Store, config: &ApiConfig, exchange: Option<Exchange>) -> Router {
+    router_with_gate(store, config, exchange, Arc::default())
+}
+
+/// [`router_with`], with `/metrics` also showing the SIP gate's counters.
+pub fn router_with_gate(
+    store: Store,
+    config: &ApiConfig,
+    exchange: Option<Exchange>,
+    gate: Arc<crate::b2bua::gate_metrics::GateMetrics>,
+) -> Router {
     Router::new()
         .route("/webhooks/rbm", post(webhooks::rbm_webhook))
         .route("/webhooks/sms", post(webhooks::sms_webhook))
@@ -140,6 +152,7 @@ pub fn router_with(store: Store, config: &ApiConfig, exchange: Option<Exchange>)
             allow_private_webhook_urls: config.allow_private_webhook_urls,
             exchange,
             webhooks: Arc::default(),
+            gate,
         })
 }
 

@@ -16,6 +16,7 @@ use std::collections::{BinaryHeap, VecDeque};
 // resists flooding, but much cheaper than SipHash on the per-message path.
 type HashMap<K, V> = std::collections::HashMap<K, V, ahash::RandomState>;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -24,6 +25,10 @@ use tracing::{debug, info, warn};
 
 use super::access::{AccessControl, Admission};
 use super::build::{self, Dialog};
+use super::classify::{self, Classification};
+use super::gate_config::{GateConfig, NoReplyPolicy, StoreErrorPolicy, UnclassifiedPolicy};
+use super::gate_metrics::GateMetrics;
+use super::hold::{GateQuery, GateVerdict, HoldAnswer, HoldRequest};
 use super::ids::Ids;
 use super::trunk_health::TrunkHealth;
 use crate::config::{Config, PbxConfig, TrunkConfig, UnknownSourcePolicy};
@@ -131,6 +136,40 @@ struct Call {
     /// The last ACK sent toward a leg, re-sent if that leg repeats its 2xx.
     last_ack: Option<(Leg, u32, Bytes)>,
     bye_from: Option<Leg>,
+    /// What the gate decided, and the consent request it held the call for.
+    gate_decision: Option<&'static str>,
+    consent_request_id: Option<String>,
+}
+
+/// An INVITE from the PBX waiting on the gate: first for its decision,
+/// then (once `request_id` is set) for the person's answer.
+#[derive(Debug)]
+struct Hold {
+    id: String,
+    peer: Peer,
+    key: TxKey,
+    invite: Message,
+    max_forwards: u32,
+    /// The To tag of our provisional responses, kept if the call goes on.
+    a_tag: String,
+    campaign: String,
+    started: Instant,
+    request_id: Option<String>,
+}
+
+/// How a call leaves the gate for the trunk.
+struct Forwarding {
+    a_tag: Option<String>,
+    gate_decision: Option<&'static str>,
+    consent_request_id: Option<String>,
+}
+
+impl Forwarding {
+    const UNGATED: Forwarding = Forwarding {
+        a_tag: None,
+        gate_decision: None,
+        consent_request_id: None,
+    };
 }
 
 impl Call {
@@ -174,6 +213,8 @@ enum Role {
 enum CallTimer {
     Resend2xx,
     CancelGiveUp,
+    /// The hold's window (its id shares the call id space).
+    HoldWindow,
 }
 
 struct PbxAuth {
@@ -206,6 +247,12 @@ pub struct Core {
     records: VecDeque<CallRecord>,
     draining: bool,
     epoch: (Instant, DateTime<Utc>),
+    gate: GateConfig,
+    gate_metrics: Arc<GateMetrics>,
+    holds: HashMap<u64, Hold>,
+    hold_by_id: HashMap<String, u64>,
+    hold_by_tx: HashMap<TxKey, u64>,
+    gate_queries: VecDeque<GateQuery>,
 }
 
 impl Core {
@@ -238,7 +285,45 @@ impl Core {
             records: VecDeque::new(),
             draining: false,
             epoch: (now, wall_now),
+            gate: config.gate.clone(),
+            gate_metrics: Arc::default(),
+            holds: HashMap::default(),
+            hold_by_id: HashMap::default(),
+            hold_by_tx: HashMap::default(),
+            gate_queries: VecDeque::new(),
         }
+    }
+
+    /// The counters the gate keeps (shared with `/metrics`).
+    pub fn gate_metrics(&self) -> Arc<GateMetrics> {
+        self.gate_metrics.clone()
+    }
+
+    /// What the gate's store side must do next.
+    pub fn poll_gate_query(&mut self) -> Option<GateQuery> {
+        self.gate_queries.pop_front()
+    }
+
+    /// INVITEs held now (waiting for a decision or an answer).
+    pub fn held_invites(&self) -> usize {
+        self.holds.len()
+    }
+
+    /// The holds waiting for the person.
+    pub fn held_ids(&self) -> Vec<String> {
+        self.holds
+            .values()
+            .filter(|h| h.request_id.is_some())
+            .map(|h| h.id.clone())
+            .collect()
+    }
+
+    /// Whether the hold `hold_id` is still waiting for the person.
+    pub fn is_holding(&self, hold_id: &str) -> bool {
+        self.hold_by_id
+            .get(hold_id)
+            .and_then(|n| self.holds.get(n))
+            .is_some_and(|h| h.request_id.is_some())
     }
 
     // ---- the shell's interface ----
@@ -263,7 +348,7 @@ impl Core {
     }
 
     pub fn active_calls(&self) -> usize {
-        self.calls.len()
+        self.calls.len() + self.holds.len()
     }
 
     pub fn trunk_up(&self) -> bool {
@@ -341,6 +426,7 @@ impl Core {
             match timer {
                 CallTimer::Resend2xx => self.resend_2xx(call, now),
                 CallTimer::CancelGiveUp => self.cancel_give_up(call, now),
+                CallTimer::HoldWindow => self.hold_window_passed(call, now),
             }
         }
         if self.health.ping_due(now) {
@@ -350,6 +436,14 @@ impl Core {
 
     /// Ends every call: BYE on answered ones, CANCEL and 503 on ringing ones.
     pub fn terminate_all(&mut self, now: Instant) {
+        let held: Vec<u64> = self.holds.keys().copied().collect();
+        for n in held {
+            if let Some(hold) = self.take_hold(n, now) {
+                self.answer_hold(&hold, 503, "Service Unavailable", None, Some(1), now);
+                self.record_hold(&hold, 503, "slotgate shutting down", None, now);
+                self.end_stored_hold(&hold, false);
+            }
+        }
         let ids: Vec<u64> = self.calls.keys().copied().collect();
         for id in ids {
             let Some(call) = self.calls.get(&id) else {
@@ -551,6 +645,8 @@ impl Core {
             final_status: i32::from(code),
             reason: format!("{code} {reason}"),
             ended_by: Some("slotgate".into()),
+            gate_decision: None,
+            consent_request_id: None,
         });
     }
 
@@ -637,7 +733,330 @@ impl Core {
             self.txns.respond(&key, 407, resp.to_bytes(), now);
             return;
         }
-        self.start_call(peer, key, msg, max_forwards, now);
+        if !self.gate.enabled {
+            return self.start_call(peer, key, msg, max_forwards, Forwarding::UNGATED, now);
+        }
+        let digest_user = self.pbx_auth.as_ref().and_then(|_| {
+            msg.get(&Name::ProxyAuthorization)
+                .and_then(|v| v.parse::<digest::Credentials>().ok())
+                .map(|c| c.username)
+        });
+        match classify::classify(&self.gate, &msg, peer.addr.ip(), digest_user.as_deref()) {
+            Some(class) => self.begin_hold(peer, key, msg, max_forwards, class, now),
+            None => match self.gate.on_unclassified {
+                UnclassifiedPolicy::Pass => {
+                    self.gate_metrics.decided("unclassified-passed");
+                    let forwarding = Forwarding {
+                        gate_decision: Some("unclassified-passed"),
+                        ..Forwarding::UNGATED
+                    };
+                    self.start_call(peer, key, msg, max_forwards, forwarding, now)
+                }
+                UnclassifiedPolicy::Reject => {
+                    self.gate_metrics.decided("unclassified-rejected");
+                    self.refuse(peer, &key, &msg, 403, "Caller Not Classified", now);
+                }
+            },
+        }
+    }
+
+    // ---- the gate ----
+
+    /// Answers 100, keeps the INVITE and asks the shell for the decision.
+    /// The hold window runs from now: an INVITE whose decision never comes
+    /// (store unreachable) is still answered at its end.
+    fn begin_hold(
+        &mut self,
+        peer: Peer,
+        key: TxKey,
+        msg: Message,
+        max_forwards: u32,
+        class: Classification,
+        now: Instant,
+    ) {
+        let trying = build::response_to(&msg, 100, "Trying", None, &self.server);
+        self.txns.respond(&key, 100, trying.to_bytes(), now);
+        self.next_call += 1;
+        let n = self.next_call;
+        let id = self.ids.record_id();
+        let window = self.gate.campaign(&class.campaign).hold_window;
+        let caller = uri_of_header(&msg, &Name::From);
+        let pbx_target = match headers::sip_uri_parts(&caller) {
+            Some((Some(user), ..)) => format!("sip:{user}@{}", peer.addr),
+            _ => format!("sip:{}", peer.addr),
+        };
+        self.gate_queries.push_back(GateQuery::Decide(HoldRequest {
+            hold_id: id.clone(),
+            classification: class.clone(),
+            caller,
+            pbx_target,
+            at: self.wall(now),
+        }));
+        self.timers
+            .push(Reverse((now + window, n, CallTimer::HoldWindow)));
+        self.gate_metrics.hold_started();
+        self.hold_by_id.insert(id.clone(), n);
+        self.hold_by_tx.insert(key.clone(), n);
+        self.holds.insert(
+            n,
+            Hold {
+                id,
+                peer,
+                key,
+                invite: msg,
+                max_forwards,
+                a_tag: self.ids.tag(),
+                campaign: class.campaign,
+                started: now,
+                request_id: None,
+            },
+        );
+    }
+
+    /// The shell's decision for a hold.
+    pub fn handle_gate_verdict(&mut self, hold_id: &str, verdict: GateVerdict, now: Instant) {
+        let Some(&n) = self.hold_by_id.get(hold_id) else {
+            // The INVITE ended first (CANCEL): a hold the store opened for
+            // it must end there too, so a late answer schedules a callback.
+            if matches!(verdict, GateVerdict::Hold { .. }) {
+                self.gate_queries.push_back(GateQuery::Ended {
+                    hold_id: hold_id.to_string(),
+                    forwarded: false,
+                });
+            }
+            return;
+        };
+        match verdict {
+            GateVerdict::Hold { request_id } => {
+                let Some(hold) = self.holds.get_mut(&n) else {
+                    return;
+                };
+                if hold.request_id.is_some() {
+                    return;
+                }
+                hold.request_id = Some(request_id);
+                let contact = match hold.peer.transport {
+                    Transport::Udp => format!("<sip:slotgate@{}>", self.advertised),
+                    Transport::Tcp => format!("<sip:slotgate@{};transport=tcp>", self.advertised),
+                };
+                let mut ringing = build::response_to(
+                    &hold.invite,
+                    180,
+                    "Ringing",
+                    Some(&hold.a_tag),
+                    &self.server,
+                );
+                ringing.push(Name::Contact, contact);
+                let key = hold.key.clone();
+                self.txns.respond(&key, 180, ringing.to_bytes(), now);
+            }
+            GateVerdict::Forward {
+                decision,
+                consent_id: _,
+            } => {
+                if let Some(hold) = self.take_hold(n, now) {
+                    self.gate_metrics.decided(decision);
+                    self.forward_hold(hold, decision, now);
+                }
+            }
+            GateVerdict::Refuse {
+                decision,
+                status,
+                reason,
+                retry_after_secs,
+            } => {
+                if let Some(hold) = self.take_hold(n, now) {
+                    self.gate_metrics.decided(decision);
+                    let phrase = reason_phrase(status);
+                    self.answer_hold(&hold, status, phrase, Some(&reason), retry_after_secs, now);
+                    self.record_hold(&hold, status, &reason, Some(decision), now);
+                }
+            }
+        }
+    }
+
+    /// The person's stored answer for a hold. False when the INVITE is no
+    /// longer held here (it ended, or another node holds it).
+    pub fn handle_hold_answer(&mut self, hold_id: &str, answer: HoldAnswer, now: Instant) -> bool {
+        let Some(&n) = self.hold_by_id.get(hold_id) else {
+            return false;
+        };
+        if self.holds.get(&n).is_none_or(|h| h.request_id.is_none()) {
+            return false;
+        }
+        let Some(hold) = self.take_hold(n, now) else {
+            return false;
+        };
+        match answer {
+            HoldAnswer::Now => {
+                self.gate_metrics.decided("held-now");
+                self.forward_hold(hold, "held-now", now);
+            }
+            HoldAnswer::Later { at } => {
+                self.gate_metrics.decided("held-later");
+                let status = self.gate.campaign(&hold.campaign).later_status;
+                let wait = (at - self.wall(now)).num_seconds().max(1) as u64;
+                let reason = format!(
+                    "SIP;cause={status};text=\"scheduled {}\"",
+                    at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                );
+                let phrase = reason_phrase(status);
+                self.answer_hold(&hold, status, phrase, Some(&reason), Some(wait), now);
+                self.record_hold(&hold, status, &reason, Some("held-later"), now);
+            }
+            HoldAnswer::Decline => {
+                self.gate_metrics.decided("held-declined");
+                let reason = format!("SIP;cause=603;text=\"{}\"", self.gate.decline_reason);
+                self.answer_hold(&hold, 603, "Decline", Some(&reason), None, now);
+                self.record_hold(&hold, 603, &reason, Some("held-declined"), now);
+            }
+        }
+        true
+    }
+
+    fn hold_window_passed(&mut self, n: u64, now: Instant) {
+        let Some(hold) = self.take_hold(n, now) else {
+            return;
+        };
+        if hold.request_id.is_none() {
+            // No decision in the whole window: the store did not answer.
+            warn!(hold = %hold.id, "no gate decision within the hold window");
+            return match self.gate.on_store_error {
+                StoreErrorPolicy::Reject => {
+                    self.gate_metrics.decided("store-error-rejected");
+                    let reason = "SIP;cause=503;text=\"consent store unavailable\"";
+                    self.answer_hold(
+                        &hold,
+                        503,
+                        "Service Unavailable",
+                        Some(reason),
+                        Some(5),
+                        now,
+                    );
+                    self.record_hold(&hold, 503, reason, Some("store-error-rejected"), now);
+                }
+                StoreErrorPolicy::Pass => {
+                    self.gate_metrics.decided("store-error-passed");
+                    self.forward_hold(hold, "store-error-passed", now);
+                }
+            };
+        }
+        match self.gate.campaign(&hold.campaign).on_no_reply {
+            NoReplyPolicy::Reject => {
+                self.gate_metrics.decided("no-reply-rejected");
+                let reason = "SIP;cause=480;text=\"no reply from the callee\"";
+                self.answer_hold(
+                    &hold,
+                    480,
+                    "Temporarily Unavailable",
+                    Some(reason),
+                    None,
+                    now,
+                );
+                self.record_hold(&hold, 480, reason, Some("no-reply-rejected"), now);
+                self.end_stored_hold(&hold, false);
+            }
+            NoReplyPolicy::Pass => {
+                self.gate_metrics.decided("no-reply-passed");
+                self.end_stored_hold(&hold, true);
+                self.forward_hold(hold, "no-reply-passed", now);
+            }
+        }
+    }
+
+    /// Removes a hold from every index, counting how long it lasted.
+    fn take_hold(&mut self, n: u64, now: Instant) -> Option<Hold> {
+        let hold = self.holds.remove(&n)?;
+        self.hold_by_id.remove(&hold.id);
+        self.hold_by_tx.remove(&hold.key);
+        self.gate_metrics
+            .hold_ended(now.saturating_duration_since(hold.started));
+        Some(hold)
+    }
+
+    /// Tells the store side a hold it opened has ended here.
+    fn end_stored_hold(&mut self, hold: &Hold, forwarded: bool) {
+        if hold.request_id.is_some() {
+            self.gate_queries.push_back(GateQuery::Ended {
+                hold_id: hold.id.clone(),
+                forwarded,
+            });
+        }
+    }
+
+    fn forward_hold(&mut self, hold: Hold, decision: &'static str, now: Instant) {
+        let forwarding = Forwarding {
+            a_tag: Some(hold.a_tag),
+            gate_decision: Some(decision),
+            consent_request_id: hold.request_id,
+        };
+        self.start_call(
+            hold.peer,
+            hold.key,
+            hold.invite,
+            hold.max_forwards,
+            forwarding,
+            now,
+        );
+    }
+
+    /// A final response to a held INVITE, with the tag of its provisional
+    /// responses.
+    fn answer_hold(
+        &mut self,
+        hold: &Hold,
+        status: u16,
+        phrase: &str,
+        reason: Option<&str>,
+        retry_after_secs: Option<u64>,
+        now: Instant,
+    ) {
+        let mut resp = build::response_to(
+            &hold.invite,
+            status,
+            phrase,
+            Some(&hold.a_tag),
+            &self.server,
+        );
+        if let Some(reason) = reason {
+            resp.push(Name::Reason, reason);
+        }
+        if let Some(secs) = retry_after_secs {
+            resp.push(Name::RetryAfter, secs.to_string());
+        }
+        self.txns.respond(&hold.key, status, resp.to_bytes(), now);
+    }
+
+    fn record_hold(
+        &mut self,
+        hold: &Hold,
+        status: u16,
+        reason: &str,
+        decision: Option<&'static str>,
+        now: Instant,
+    ) {
+        let at = self.wall(now);
+        self.records.push_back(CallRecord {
+            id: self.ids.record_id(),
+            a_call_id: hold
+                .invite
+                .get(&Name::CallId)
+                .unwrap_or_default()
+                .to_string(),
+            b_call_id: None,
+            source: hold.peer.addr.to_string(),
+            from_uri: uri_of_header(&hold.invite, &Name::From),
+            to_uri: uri_of_header(&hold.invite, &Name::To),
+            request_uri: hold.invite.request_uri().to_string(),
+            started_at: self.wall(hold.started),
+            answered_at: None,
+            ended_at: at,
+            final_status: i32::from(status),
+            reason: reason.to_string(),
+            ended_by: Some("slotgate".into()),
+            gate_decision: decision.map(str::to_string),
+            consent_request_id: hold.request_id.clone(),
+        });
     }
 
     fn pbx_authenticated(&mut self, msg: &Message, now: Instant) -> bool {
@@ -701,13 +1120,19 @@ impl Core {
         key: TxKey,
         msg: Message,
         max_forwards: u32,
+        forwarding: Forwarding,
         now: Instant,
     ) {
-        let trying = build::response_to(&msg, 100, "Trying", None, &self.server);
-        self.txns.respond(&key, 100, trying.to_bytes(), now);
-
+        // A held INVITE had its 100 (and a tag) when the hold began.
+        let a_tag = match forwarding.a_tag {
+            Some(tag) => tag,
+            None => {
+                let trying = build::response_to(&msg, 100, "Trying", None, &self.server);
+                self.txns.respond(&key, 100, trying.to_bytes(), now);
+                self.ids.tag()
+            }
+        };
         let b_peer = self.trunk_peer();
-        let a_tag = self.ids.tag();
         let from = msg.get(&Name::From).unwrap_or_default().to_string();
         let to = msg.get(&Name::To).unwrap_or_default().to_string();
         let a_call_id = msg.get(&Name::CallId).unwrap_or_default().to_string();
@@ -790,6 +1215,8 @@ impl Core {
             ack_map: vec![(Leg::A, a_cseq, 1)],
             last_ack: None,
             bye_from: None,
+            gate_decision: forwarding.gate_decision,
+            consent_request_id: forwarding.consent_request_id,
         };
         self.by_a_call_id.insert(a_call_id, id);
         self.by_b_call_id.insert(b_call_id, id);
@@ -829,6 +1256,21 @@ impl Core {
             return self.reply(&key, msg, 481, "Call/Transaction Does Not Exist", now);
         }
         self.reply(&key, msg, 200, "OK", now);
+        if let Some(&n) = self.hold_by_tx.get(&invite_key) {
+            if let Some(hold) = self.take_hold(n, now) {
+                self.gate_metrics.decided("cancelled");
+                self.answer_hold(&hold, 487, "Request Terminated", None, None, now);
+                self.record_hold(
+                    &hold,
+                    487,
+                    "CANCEL from pbx while held",
+                    Some("cancelled"),
+                    now,
+                );
+                self.end_stored_hold(&hold, false);
+            }
+            return;
+        }
         let call_id = msg.get(&Name::CallId).unwrap_or_default();
         let found = self
             .by_a_call_id
@@ -1547,6 +1989,8 @@ impl Core {
             final_status: i32::from(status),
             reason: reason.to_string(),
             ended_by: Some(ended_by.to_string()),
+            gate_decision: call.gate_decision.map(str::to_string),
+            consent_request_id: call.consent_request_id,
         };
         self.records.push_back(record);
     }
@@ -1677,4 +2121,19 @@ fn accepts_sdp(msg: &Message) -> bool {
 
 fn uri_of_header(msg: &Message, name: &Name) -> String {
     msg.get(name).and_then(build::uri_of).unwrap_or_default()
+}
+
+/// The reason phrase slotgate sends with a gate's final status.
+fn reason_phrase(status: u16) -> &'static str {
+    match status {
+        403 => "Forbidden",
+        404 => "Not Found",
+        480 => "Temporarily Unavailable",
+        486 => "Busy Here",
+        487 => "Request Terminated",
+        503 => "Service Unavailable",
+        600 => "Busy Everywhere",
+        603 => "Decline",
+        _ => "Call Refused",
+    }
 }

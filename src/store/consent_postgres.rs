@@ -50,3 +50,18 @@ const SKIP_LOCKED: &str = " FOR UPDATE SKIP LOCKED";
 
 outbox_queries!();
 prompt_queries!();
+
+const FOR_UPDATE: &str = " FOR UPDATE";
+
+/// Tells every node listening on the holds channel, at commit, that the
+/// hold's answer is in: the INVITE may be held by another node.
+async fn notify_hold(conn: &mut sqlx::PgConnection, hold_id: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("SELECT pg_notify($1, $2)")
+        .bind(crate::store::holds::HOLDS_CHANNEL)
+        .bind(hold_id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+hold_queries!();

@@ -1022,16 +1022,12 @@ macro_rules! consent_queries {
             })
         }
 
-        /// Inserts the request (and the API's details, if any) in one
-        /// transaction. False: the details' idempotency key is already used
-        /// by this enterprise, and nothing was written.
-        pub(crate) async fn insert_request(
-            pool: &Pool<Db>,
+        /// The request's row and its offered options, inside the caller's
+        /// transaction.
+        async fn insert_request_rows(
+            conn: &mut <Db as sqlx::Database>::Connection,
             r: &ConsentRequest,
-            details: Option<&crate::store::api::RequestDetails>,
-        ) -> QueryResult<bool> {
-            const CONTEXT: &str = "creating a consent request";
-            let mut tx = begin(pool).await.map_err(query_error(CONTEXT))?;
+        ) -> Result<(), sqlx::Error> {
             let (state, kind, start, end, reason) = state_columns(&r.state);
             let sql = format!(
                 "INSERT INTO consent_requests ({REQUEST_COLUMNS}) VALUES ($1, $2, $3, $4, $5, \
@@ -1054,9 +1050,8 @@ macro_rules! consent_queries {
                 .bind(t(r.updated_at))
                 .bind(t(r.expires_at))
                 .bind(r.version)
-                .execute(&mut *tx)
-                .await
-                .map_err(query_error(CONTEXT))?;
+                .execute(&mut *conn)
+                .await?;
             for (position, option) in (1_i32..).zip(&r.options) {
                 sqlx::query(
                     "INSERT INTO consent_request_options (request_id, position, start_at, end_at) \
@@ -1066,10 +1061,25 @@ macro_rules! consent_queries {
                 .bind(position)
                 .bind(t(option.start))
                 .bind(t(option.end))
-                .execute(&mut *tx)
+                .execute(&mut *conn)
+                .await?;
+            }
+            Ok(())
+        }
+
+        /// Inserts the request (and the API's details, if any) in one
+        /// transaction. False: the details' idempotency key is already used
+        /// by this enterprise, and nothing was written.
+        pub(crate) async fn insert_request(
+            pool: &Pool<Db>,
+            r: &ConsentRequest,
+            details: Option<&crate::store::api::RequestDetails>,
+        ) -> QueryResult<bool> {
+            const CONTEXT: &str = "creating a consent request";
+            let mut tx = begin(pool).await.map_err(query_error(CONTEXT))?;
+            insert_request_rows(&mut tx, r)
                 .await
                 .map_err(query_error(CONTEXT))?;
-            }
             if let Some(d) = details {
                 let inserted = sqlx::query(
                     "INSERT INTO api_consent_requests (request_id, enterprise_id, \

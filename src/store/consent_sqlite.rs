@@ -44,3 +44,17 @@ const SKIP_LOCKED: &str = "";
 
 outbox_queries!();
 prompt_queries!();
+
+/// SQLite has one writer at a time: a write transaction already excludes
+/// every other writer of the row.
+const FOR_UPDATE: &str = "";
+
+/// Nothing to do: an SQLite database has one node, woken in-process.
+async fn notify_hold(
+    _conn: &mut sqlx::SqliteConnection,
+    _hold_id: &str,
+) -> Result<(), sqlx::Error> {
+    Ok(())
+}
+
+hold_queries!();

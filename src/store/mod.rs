@@ -23,11 +23,14 @@ mod consent_queries;
 mod outbox_queries;
 #[macro_use]
 mod prompt_queries;
+#[macro_use]
+mod hold_queries;
 
 pub mod api;
 mod consent;
 mod consent_postgres;
 mod consent_sqlite;
+pub mod holds;
 mod key_cache;
 mod outbox;
 mod postgres;
@@ -85,6 +88,11 @@ pub struct CallRecord {
     pub reason: String,
     /// Which side ended the call: "pbx", "trunk" or "slotgate".
     pub ended_by: Option<String>,
+    /// What the gate decided for the INVITE (`forwarded`, `held-now`,
+    /// `declined` …); `None` when the gate did not look at it.
+    pub gate_decision: Option<String>,
+    /// The consent request the call was held for, if any.
+    pub consent_request_id: Option<String>,
 }
 
 /// Why a store operation failed.
@@ -132,6 +140,9 @@ pub struct Store {
     /// Wakes the prompt dispatcher after a consent request is created (see
     /// `prompts`).
     prompts: Arc<tokio::sync::Notify>,
+    /// Carries the id of a hold whose answer was stored in this process
+    /// (and, on PostgreSQL, on any node: see `holds`).
+    holds: tokio::sync::broadcast::Sender<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -165,6 +176,7 @@ impl Store {
             verified_keys: Arc::default(),
             webhooks: Arc::default(),
             prompts: Arc::default(),
+            holds: tokio::sync::broadcast::channel(holds::WAKE_CAPACITY).0,
         })
     }
 

@@ -15,7 +15,8 @@ use super::{redact_url, storable_text, to_micros, CallRecord, StoreError, ACQUIR
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
 
 const COLUMNS: &str = "id, a_call_id, b_call_id, source, from_uri, to_uri, request_uri, \
-     started_at, answered_at, ended_at, final_status, reason, ended_by";
+     started_at, answered_at, ended_at, final_status, reason, ended_by, gate_decision, \
+     consent_request_id";
 
 pub(super) async fn connect(url: &str) -> Result<PgPool, StoreError> {
     let connect_error = |cause| StoreError::Connect {
@@ -56,7 +57,7 @@ pub(super) async fn insert_calls(pool: &PgPool, records: &[CallRecord]) -> Resul
         "INSERT INTO calls ({COLUMNS}) \
          SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], \
            $6::text[], $7::text[], $8::timestamptz[], $9::timestamptz[], $10::timestamptz[], \
-           $11::int4[], $12::text[], $13::text[]) \
+           $11::int4[], $12::text[], $13::text[], $14::text[], $15::text[]) \
          ON CONFLICT (id) DO NOTHING"
     );
     // One statement is atomic on its own: the batch lands whole or not at all.
@@ -89,6 +90,8 @@ pub(super) async fn insert_calls(pool: &PgPool, records: &[CallRecord]) -> Resul
         .bind(records.iter().map(|r| r.final_status).collect::<Vec<_>>())
         .bind(text(|r| r.reason.as_str()))
         .bind(optional_text(|r| r.ended_by.as_deref()))
+        .bind(optional_text(|r| r.gate_decision.as_deref()))
+        .bind(optional_text(|r| r.consent_request_id.as_deref()))
         .execute(pool)
         .await
         .map_err(StoreError::query("inserting call records"))?;
@@ -151,5 +154,7 @@ fn record_from_row(row: &PgRow) -> Result<CallRecord, sqlx::Error> {
         final_status: row.try_get("final_status")?,
         reason: row.try_get("reason")?,
         ended_by: row.try_get("ended_by")?,
+        gate_decision: row.try_get("gate_decision")?,
+        consent_request_id: row.try_get("consent_request_id")?,
     })
 }

@@ -236,7 +236,7 @@ macro_rules! prompt_queries {
             pool: &Pool<Db>,
             record: &InboundRecord,
             effect: &InboundEffect,
-        ) -> QueryResult<InboundOutcome> {
+        ) -> QueryResult<(InboundOutcome, Option<String>)> {
             const CONTEXT: &str = "recording an inbound message";
             let mut tx = begin(pool).await.map_err(query_error(CONTEXT))?;
             let fresh = sqlx::query(
@@ -257,8 +257,9 @@ macro_rules! prompt_queries {
             .await
             .map_err(query_error(CONTEXT))?;
             if fresh.rows_affected() == 0 {
-                return Ok(InboundOutcome::Duplicate);
+                return Ok((InboundOutcome::Duplicate, None));
             }
+            let mut woken_hold = None;
             let outcome = match effect {
                 InboundEffect::Answer { request, consent } => {
                     if !update_request_on(&mut tx, request)
@@ -276,6 +277,14 @@ macro_rules! prompt_queries {
                             .await
                             .map_err(query_error(CONTEXT))?;
                     }
+                    woken_hold = settle_answer_on(
+                        &mut tx,
+                        request,
+                        consent.as_ref().map(|c| c.id.as_str()),
+                        record.received_at,
+                    )
+                    .await
+                    .map_err(query_error(CONTEXT))?;
                     InboundOutcome::Applied { revoked: 0 }
                 }
                 InboundEffect::Revoke {
@@ -317,6 +326,16 @@ macro_rules! prompt_queries {
                             .await
                             .map_err(query_error(CONTEXT))?;
                     }
+                    if let Some(request) = request {
+                        woken_hold = settle_answer_on(
+                            &mut tx,
+                            request,
+                            consent.as_ref().map(|c| c.id.as_str()),
+                            record.received_at,
+                        )
+                        .await
+                        .map_err(query_error(CONTEXT))?;
+                    }
                     InboundOutcome::Applied { revoked }
                 }
                 InboundEffect::Clarify { request_id } => {
@@ -336,7 +355,7 @@ macro_rules! prompt_queries {
                 InboundEffect::Ignore => InboundOutcome::Applied { revoked: 0 },
             };
             tx.commit().await.map_err(query_error(CONTEXT))?;
-            Ok(outcome)
+            Ok((outcome, woken_hold))
         }
 
         /// Revokes every consent the person gave the enterprise, each with

@@ -210,9 +210,12 @@ impl Store {
         let mut record = record.clone();
         record.received_at = super::to_micros(record.received_at);
         record.sent_at = record.sent_at.map(super::to_micros);
-        let outcome = on_engine!(self, record_inbound(&record, effect))?;
+        let (outcome, woken_hold) = on_engine!(self, record_inbound(&record, effect))?;
         if matches!(outcome, InboundOutcome::Applied { .. }) {
             self.wake_webhooks();
+        }
+        if let Some(hold_id) = woken_hold {
+            self.wake_hold(hold_id);
         }
         Ok(outcome)
     }

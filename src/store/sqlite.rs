@@ -22,7 +22,8 @@ static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
 const TIME_FORMAT: &str = "%Y-%m-%dT%H:%M:%S%.6fZ";
 
 const COLUMNS: &str = "id, a_call_id, b_call_id, source, from_uri, to_uri, request_uri, \
-     started_at, answered_at, ended_at, final_status, reason, ended_by";
+     started_at, answered_at, ended_at, final_status, reason, ended_by, gate_decision, \
+     consent_request_id";
 
 /// `rest` is what follows `sqlite:` in the URL (`//PATH`, `PATH`, `:memory:`).
 pub(super) async fn connect(rest: &str) -> Result<SqlitePool, StoreError> {
@@ -87,7 +88,7 @@ pub(super) async fn insert_calls(
     const CONTEXT: &str = "inserting call records";
     // One multi-row statement per chunk: every statement is a round trip to
     // the SQLite worker thread (a futex wake on each side), which under load
-    // cost more than the insert itself. 256 rows x 13 columns stays far
+    // cost more than the insert itself. 256 rows x 15 columns stays far
     // below SQLite's bound-parameter limit.
     const ROWS_PER_STATEMENT: usize = 256;
     // IMMEDIATE takes the write lock up front, where the busy timeout
@@ -112,7 +113,9 @@ pub(super) async fn insert_calls(
                 .push_bind(encode_time(r.ended_at))
                 .push_bind(r.final_status)
                 .push_bind(storable_text(&r.reason))
-                .push_bind(r.ended_by.as_deref().map(storable_text));
+                .push_bind(r.ended_by.as_deref().map(storable_text))
+                .push_bind(r.gate_decision.as_deref().map(storable_text))
+                .push_bind(r.consent_request_id.as_deref().map(storable_text));
         });
         insert.push(" ON CONFLICT (id) DO NOTHING");
         insert
@@ -190,6 +193,8 @@ fn record_from_row(row: &SqliteRow) -> Result<CallRecord, sqlx::Error> {
         final_status: row.try_get("final_status")?,
         reason: row.try_get("reason")?,
         ended_by: row.try_get("ended_by")?,
+        gate_decision: row.try_get("gate_decision")?,
+        consent_request_id: row.try_get("consent_request_id")?,
     })
 }
 
