@@ -13,6 +13,7 @@ use slotgate::consent::{
     RequestEvent, RequestState, Scope, SlotOption, SubscriptionStatus, TrustStatus, E164,
 };
 use slotgate::crm::{OutboxEvent, OutboxFilter};
+use slotgate::store::holds::NewHold;
 use slotgate::store::prompts::{InboundEffect, InboundOutcome, InboundRecord, SentPrompt};
 use slotgate::store::{ConsentStoreError, Store};
 use sqlx::Connection;
@@ -36,6 +37,10 @@ on_both_engines!(
     concurrent_dispatchers_claim_disjoint_requests,
     a_message_delivered_concurrently_acts_once,
     racing_replies_to_one_request_answer_it_once,
+    a_later_answer_to_a_held_request_schedules_its_callback_and_wakes_the_hold,
+    a_now_answer_schedules_only_once_the_hold_has_ended,
+    a_hold_ended_after_an_unacted_now_schedules_the_callback,
+    a_hold_is_refused_with_nothing_stored_when_the_person_may_not_be_asked,
 );
 
 fn at(minutes: i64) -> DateTime<Utc> {
@@ -1167,4 +1172,181 @@ async fn racing_replies_to_one_request_answer_it_once(db: TestDb) {
     assert_eq!(count(&db, "SELECT COUNT(*) FROM consents").await, 1);
     assert_eq!(ledger(&db).await, ["answered"], "the loser left no row");
     assert_eq!(read(&store, &r.id).await.version, r.version + 1);
+}
+
+/// A request for a held INVITE, opened with its hold at `at(1)` and sent.
+async fn held(store: &Store, e: &str, person_id: &str, hold_id: &str) -> ConsentRequest {
+    let mut new = new_request(e, person_id, ANN, at(1) + TimeDelta::days(1));
+    new.hold_id = Some(hold_id.into());
+    let hold = NewHold {
+        id: hold_id.into(),
+        campaign: "winter-offer".into(),
+        caller: "sip:4001@10.0.0.5".into(),
+        pbx_target: "sip:4001@10.0.0.5:5060".into(),
+    };
+    let r = store.open_hold(new, &hold, at(1)).await.unwrap();
+    send(store, &r.id, &format!("out-{hold_id}"), at(2)).await
+}
+
+/// Records `answer` for the request as a reply received at `received`.
+async fn reply(
+    store: &Store,
+    r: &ConsentRequest,
+    message: &str,
+    answer: Answer,
+    received: DateTime<Utc>,
+) -> Consent {
+    let record = inbound(message, Some(&r.id), received);
+    let consent = consent_for(r, &record);
+    let effect = InboundEffect::Answer {
+        request: answered(&read(store, &r.id).await, answer, received),
+        consent: Some(Box::new(consent.clone())),
+    };
+    assert_eq!(
+        store.record_inbound(&record, &effect).await.unwrap(),
+        InboundOutcome::Applied { revoked: 0 }
+    );
+    consent
+}
+
+async fn a_later_answer_to_a_held_request_schedules_its_callback_and_wakes_the_hold(db: TestDb) {
+    let store = db.store().await;
+    let mut wakes = store.hold_wakes().await.unwrap();
+    let (e, ann) = acme_and_ann(&store).await;
+    let r = held(&store, &e, &ann, "hold-1").await;
+    assert_eq!(r.hold_id.as_deref(), Some("hold-1"));
+    let status = store.hold("hold-1").await.unwrap().unwrap();
+    assert_eq!(
+        (status.state.as_str(), status.request_id.as_str()),
+        ("held", r.id.as_str())
+    );
+
+    let consent = reply(&store, &r, "rbm-in-1", Answer::Slot(evening()), at(5)).await;
+    let woken = tokio::time::timeout(std::time::Duration::from_secs(5), wakes.next())
+        .await
+        .expect("woken within 5 s");
+    assert_eq!(woken, Some(Some("hold-1".to_string())));
+    let callback = store.callback_for_request(&r.id).await.unwrap().unwrap();
+    assert_eq!(callback.hold_id, "hold-1");
+    assert_eq!(callback.enterprise_id, e);
+    assert_eq!(callback.campaign, "winter-offer");
+    assert_eq!(callback.callee, ANN);
+    assert_eq!(callback.caller, "sip:4001@10.0.0.5");
+    assert_eq!(callback.pbx_target, "sip:4001@10.0.0.5:5060");
+    assert_eq!(callback.consent_id.as_deref(), Some(consent.id.as_str()));
+    assert_eq!(
+        (callback.slot_start, callback.slot_end),
+        (evening().start, evening().end)
+    );
+    assert_eq!(callback.status, "pending");
+    assert_eq!(store.pending_callbacks(10).await.unwrap(), vec![callback]);
+
+    // The holding node ends the hold once; a second end changes nothing.
+    assert!(store.end_hold("hold-1", false, at(6)).await.unwrap());
+    assert!(!store.end_hold("hold-1", false, at(6)).await.unwrap());
+    assert_eq!(store.hold("hold-1").await.unwrap().unwrap().state, "ended");
+    assert_eq!(store.pending_callbacks(10).await.unwrap().len(), 1);
+}
+
+async fn a_now_answer_schedules_only_once_the_hold_has_ended(db: TestDb) {
+    let store = db.store().await;
+    let (e, ann) = acme_and_ann(&store).await;
+    // Still held: the holding node forwards the INVITE, no callback.
+    let live = held(&store, &e, &ann, "hold-live").await;
+    reply(&store, &live, "rbm-in-1", Answer::Now, at(5)).await;
+    assert!(store
+        .callback_for_request(&live.id)
+        .await
+        .unwrap()
+        .is_none());
+    assert!(store.end_hold("hold-live", true, at(5)).await.unwrap());
+    assert_eq!(
+        store.hold("hold-live").await.unwrap().unwrap().state,
+        "forwarded"
+    );
+
+    // The window passed first: the late "now" becomes a callback.
+    let late = held(&store, &e, &ann, "hold-late").await;
+    assert!(store.end_hold("hold-late", false, at(3)).await.unwrap());
+    let consent = reply(&store, &late, "rbm-in-2", Answer::Now, at(7)).await;
+    let callback = store.callback_for_request(&late.id).await.unwrap().unwrap();
+    assert_eq!(callback.slot_start, at(7));
+    assert_eq!(callback.slot_end, at(7) + TimeDelta::minutes(15));
+    assert_eq!(callback.consent_id.as_deref(), Some(consent.id.as_str()));
+}
+
+async fn a_hold_ended_after_an_unacted_now_schedules_the_callback(db: TestDb) {
+    let store = db.store().await;
+    let (e, ann) = acme_and_ann(&store).await;
+    // The answer is stored while held, then the window ends the hold
+    // before the holding node acted on it.
+    let r = held(&store, &e, &ann, "hold-crossed").await;
+    let consent = reply(&store, &r, "rbm-in-1", Answer::Now, at(5)).await;
+    assert!(store.end_hold("hold-crossed", false, at(6)).await.unwrap());
+    let callback = store.callback_for_request(&r.id).await.unwrap().unwrap();
+    assert_eq!(callback.slot_start, at(6));
+    assert_eq!(callback.consent_id.as_deref(), Some(consent.id.as_str()));
+
+    // Recorded as forwarded, but the PBX had been refused already.
+    let missed = held(&store, &e, &ann, "hold-missed").await;
+    reply(&store, &missed, "rbm-in-2", Answer::Now, at(5)).await;
+    assert!(store.end_hold("hold-missed", true, at(5)).await.unwrap());
+    assert!(store
+        .callback_for_request(&missed.id)
+        .await
+        .unwrap()
+        .is_none());
+    assert!(store
+        .reopen_missed_hold("hold-missed", at(6))
+        .await
+        .unwrap());
+    assert!(store
+        .callback_for_request(&missed.id)
+        .await
+        .unwrap()
+        .is_some());
+    assert!(!store
+        .reopen_missed_hold("hold-missed", at(6))
+        .await
+        .unwrap());
+}
+
+async fn a_hold_is_refused_with_nothing_stored_when_the_person_may_not_be_asked(db: TestDb) {
+    let store = db.store().await;
+    let e = enterprise(&store, "ACME Energy").await;
+    let ann = person(&store, ANN).await;
+    // No subscription.
+    let mut new = new_request(&e, &ann, ANN, at(1) + TimeDelta::days(1));
+    new.hold_id = Some("hold-x".into());
+    let hold = NewHold {
+        id: "hold-x".into(),
+        campaign: "c".into(),
+        caller: "sip:4001@pbx".into(),
+        pbx_target: "sip:4001@10.0.0.5:5060".into(),
+    };
+    match store.open_hold(new, &hold, at(1)).await {
+        Err(ConsentStoreError::Refused(r)) => assert_eq!(r.code(), "not_subscribed"),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    assert!(store.hold("hold-x").await.unwrap().is_none());
+    assert_eq!(count(&db, "SELECT COUNT(*) FROM consent_requests").await, 0);
+}
+
+/// Two nodes on one PostgreSQL database: the answer stored through one
+/// wakes the hold listening on the other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_stored_on_one_node_wakes_the_hold_on_another() {
+    on_postgres(|db| async move {
+        let node_a = db.store().await;
+        let node_b = db.store().await;
+        let mut wakes = node_a.hold_wakes().await.unwrap();
+        let (e, ann) = acme_and_ann(&node_a).await;
+        let r = held(&node_a, &e, &ann, "hold-two-nodes").await;
+        reply(&node_b, &r, "rbm-in-1", Answer::Now, at(5)).await;
+        let woken = tokio::time::timeout(std::time::Duration::from_secs(5), wakes.next())
+            .await
+            .expect("node A woken within 5 s");
+        assert_eq!(woken, Some(Some("hold-two-nodes".to_string())));
+    })
+    .await;
 }

@@ -4,6 +4,7 @@
 
 #[macro_use]
 pub mod engines;
+pub mod sipp;
 
 use std::net::{SocketAddr, UdpSocket};
 use std::path::PathBuf;
@@ -39,7 +40,22 @@ impl Slotgate {
 
     /// Like `start`, with `sip_extra` lines added to the `[sip]` section.
     pub fn start_with_sip(sip_port: u16, sip_extra: &str, extra: &str) -> Slotgate {
-        let dir = tempfile::tempdir().expect("tempdir");
+        Slotgate::start_in(
+            tempfile::tempdir().expect("tempdir"),
+            sip_port,
+            sip_extra,
+            extra,
+        )
+    }
+
+    /// Like `start_with_sip`, in `dir`, whose `slotgate.db` may already
+    /// hold what the test needs (see [`Slotgate::db_in`]).
+    pub fn start_in(
+        dir: tempfile::TempDir,
+        sip_port: u16,
+        sip_extra: &str,
+        extra: &str,
+    ) -> Slotgate {
         let db_path = dir.path().join("slotgate.db");
         let config = format!(
             "[sip]\nudp_listen = \"127.0.0.1:{sip_port}\"\ntcp_listen = \"127.0.0.1:{sip_port}\"\n{sip_extra}\n\
@@ -69,6 +85,11 @@ impl Slotgate {
         };
         sg.wait_ready(Duration::from_secs(20));
         sg
+    }
+
+    /// The SQLite URL slotgate uses when started in `dir`.
+    pub fn db_in(dir: &std::path::Path) -> String {
+        format!("sqlite://{}", dir.join("slotgate.db").display())
     }
 
     pub fn addr(&self) -> SocketAddr {
