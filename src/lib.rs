@@ -262,6 +262,7 @@ enum GateEvent {
     Answer {
         hold_id: String,
         answer: HoldAnswer,
+        stored_at: chrono::DateTime<chrono::Utc>,
     },
 }
 
@@ -323,8 +324,13 @@ fn on_gate_event(
         let gatekeeper = gatekeeper.clone();
         let events = events.clone();
         tokio::spawn(async move {
-            if let Some(answer) = gatekeeper.answer(&hold_id, chrono::Utc::now()).await {
-                let _ = events.send(GateEvent::Answer { hold_id, answer });
+            if let Some((answer, stored_at)) = gatekeeper.answer(&hold_id, chrono::Utc::now()).await
+            {
+                let _ = events.send(GateEvent::Answer {
+                    hold_id,
+                    answer,
+                    stored_at,
+                });
             }
         });
     };
@@ -336,9 +342,13 @@ fn on_gate_event(
             }
         }
         GateEvent::Wake(None) => core.held_ids().into_iter().for_each(read_answer),
-        GateEvent::Answer { hold_id, answer } => {
+        GateEvent::Answer {
+            hold_id,
+            answer,
+            stored_at,
+        } => {
             let now_answer = answer == HoldAnswer::Now;
-            if !core.handle_hold_answer(&hold_id, answer, now) && now_answer {
+            if !core.handle_hold_answer(&hold_id, answer, stored_at, now) && now_answer {
                 // The window closed while the answer was read: the PBX
                 // heard no; the person's "now" becomes a callback.
                 let gatekeeper = gatekeeper.clone();

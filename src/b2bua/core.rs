@@ -877,7 +877,15 @@ impl Core {
 
     /// The person's stored answer for a hold. False when the INVITE is no
     /// longer held here (it ended, or another node holds it).
-    pub fn handle_hold_answer(&mut self, hold_id: &str, answer: HoldAnswer, now: Instant) -> bool {
+    /// `stored_at`: when the answer was stored, for the answer-to-response
+    /// figure.
+    pub fn handle_hold_answer(
+        &mut self,
+        hold_id: &str,
+        answer: HoldAnswer,
+        stored_at: DateTime<Utc>,
+        now: Instant,
+    ) -> bool {
         let Some(&n) = self.hold_by_id.get(hold_id) else {
             return false;
         };
@@ -887,6 +895,9 @@ impl Core {
         let Some(hold) = self.take_hold(n, now) else {
             return false;
         };
+        if let Ok(after) = (self.wall(now) - stored_at).to_std() {
+            self.gate_metrics.answer_acted_on(after);
+        }
         match answer {
             HoldAnswer::Now => {
                 self.gate_metrics.decided("held-now");

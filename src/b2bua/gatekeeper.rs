@@ -179,7 +179,12 @@ impl Gatekeeper {
     /// What a stored answer means for the hold, after ending the hold in
     /// the store. `None`: nothing for the core to do (no answer yet, or
     /// the hold had already ended).
-    pub async fn answer(&self, hold_id: &str, now: DateTime<Utc>) -> Option<HoldAnswer> {
+    /// Also gives when the answer was stored.
+    pub async fn answer(
+        &self,
+        hold_id: &str,
+        now: DateTime<Utc>,
+    ) -> Option<(HoldAnswer, DateTime<Utc>)> {
         match self.try_answer(hold_id, now).await {
             Ok(answer) => answer,
             Err(e) => {
@@ -194,7 +199,7 @@ impl Gatekeeper {
         &self,
         hold_id: &str,
         now: DateTime<Utc>,
-    ) -> Result<Option<HoldAnswer>, ConsentStoreError> {
+    ) -> Result<Option<(HoldAnswer, DateTime<Utc>)>, ConsentStoreError> {
         let Some(hold) = self.store.hold(hold_id).await? else {
             debug!(hold = %hold_id, "answer for an unknown hold");
             return Ok(None);
@@ -225,7 +230,7 @@ impl Gatekeeper {
             debug!(hold = %hold_id, "answer for a hold that has ended");
             return Ok(None);
         }
-        Ok(Some(answer))
+        Ok(Some((answer, request.updated_at)))
     }
 
     /// An answer "now" that reached the core after the hold had ended
