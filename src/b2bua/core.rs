@@ -895,9 +895,10 @@ impl Core {
         let Some(hold) = self.take_hold(n, now) else {
             return false;
         };
-        if let Ok(after) = (self.wall(now) - stored_at).to_std() {
-            self.gate_metrics.answer_acted_on(after);
-        }
+        // Clocks of two nodes (or two reads of one) may disagree by a hair:
+        // a negative delay counts as none.
+        let after = (self.wall(now) - stored_at).to_std().unwrap_or_default();
+        self.gate_metrics.answer_acted_on(after);
         match answer {
             HoldAnswer::Now => {
                 self.gate_metrics.decided("held-now");

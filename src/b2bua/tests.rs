@@ -685,3 +685,248 @@ fn mutated_messages_never_panic_the_core() {
     );
     assert_eq!(status(&to(&out, PBX)[0]), 200);
 }
+
+// ---- the gate: holding an INVITE ----
+
+mod holding {
+    use super::*;
+    use crate::b2bua::hold::{GateQuery, GateVerdict, HoldAnswer};
+
+    const GATED: &str = "[gate]\ndefault_enterprise = \"ent-1\"\nhold_window_secs = 25\n";
+
+    /// Sends the INVITE and returns the hold id the core asked about.
+    fn held_invite(net: &mut Net, call_id: &str) -> (String, Vec<(SocketAddr, Message)>) {
+        let out = net.send(PBX, &invite(call_id, ""));
+        match net.core.poll_gate_query() {
+            Some(GateQuery::Decide(req)) => {
+                assert_eq!(req.classification.enterprise_id, "ent-1");
+                assert_eq!(req.classification.campaign, "spring");
+                assert_eq!(req.classification.callee, "+15551230001");
+                assert_eq!(req.caller, "sip:4007@127.0.0.1");
+                assert_eq!(req.pbx_target, format!("sip:4007@{PBX}"));
+                (req.hold_id, out)
+            }
+            other => panic!("expected a decision query, got {other:?}"),
+        }
+    }
+
+    fn hold(net: &mut Net, id: &str) -> Vec<(SocketAddr, Message)> {
+        net.core.handle_gate_verdict(
+            id,
+            GateVerdict::Hold {
+                request_id: "req-1".into(),
+            },
+            net.now,
+        );
+        net.collect()
+    }
+
+    #[test]
+    fn a_held_invite_gets_100_then_180_and_nothing_reaches_the_trunk() {
+        let mut net = Net::new(GATED);
+        let (id, out) = held_invite(&mut net, "h1");
+        assert_eq!(to(&out, PBX).iter().map(status).collect::<Vec<_>>(), [100]);
+        assert!(to(&out, TRUNK).is_empty());
+        let out = hold(&mut net, &id);
+        let ringing = to(&out, PBX);
+        assert_eq!(ringing.iter().map(status).collect::<Vec<_>>(), [180]);
+        assert!(net.core.is_holding(&id));
+        assert_eq!(net.core.held_invites(), 1);
+        assert_eq!(net.core.gate_metrics().held(), 1);
+        // A retransmitted INVITE is absorbed: the 180 is repeated, no new hold.
+        let again = net.send(PBX, &invite("h1", ""));
+        assert_eq!(
+            to(&again, PBX).iter().map(status).collect::<Vec<_>>(),
+            [180]
+        );
+        assert!(net.core.poll_gate_query().is_none());
+    }
+
+    #[test]
+    fn an_answer_now_forwards_with_the_tag_the_pbx_already_has() {
+        let mut net = Net::new(GATED);
+        let (id, _) = held_invite(&mut net, "h2");
+        let ringing = to(&hold(&mut net, &id), PBX).remove(0);
+        let tag = headers::parse_name_addr(ringing.get(&Name::To).unwrap())
+            .and_then(|t| t.tag().map(str::to_string))
+            .unwrap();
+        assert!(net
+            .core
+            .handle_hold_answer(&id, HoldAnswer::Now, chrono::Utc::now(), net.now));
+        let out = net.collect();
+        let b_invite = to(&out, TRUNK).remove(0);
+        assert_eq!(
+            b_invite.method(),
+            Some(&crate::sip::message::Method::Invite)
+        );
+        assert!(to(&out, PBX).is_empty(), "no second 100 toward the PBX");
+        let ok = answer(&b_invite, 200, "OK");
+        let out = net.send_msg(TRUNK, &ok);
+        let a_ok = to(&out, PBX).remove(0);
+        assert_eq!(status(&a_ok), 200);
+        let a_tag = headers::parse_name_addr(a_ok.get(&Name::To).unwrap())
+            .and_then(|t| t.tag().map(str::to_string))
+            .unwrap();
+        assert_eq!(a_tag, tag, "the 200 keeps the 180's To tag");
+        assert!(!net.core.is_holding(&id));
+        assert_eq!(net.core.gate_metrics().decisions("held-now"), 1);
+        assert_eq!(net.core.gate_metrics().answer_latency().count, 1);
+    }
+
+    #[test]
+    fn a_later_answer_gets_480_with_retry_after_and_the_slot() {
+        let mut net = Net::new(GATED);
+        let (id, _) = held_invite(&mut net, "h3");
+        hold(&mut net, &id);
+        let at = chrono::Utc::now() + chrono::Duration::minutes(30);
+        assert!(net.core.handle_hold_answer(
+            &id,
+            HoldAnswer::Later { at },
+            chrono::Utc::now(),
+            net.now
+        ));
+        let resp = to(&net.collect(), PBX).remove(0);
+        assert_eq!(status(&resp), 480);
+        let retry: i64 = resp.get(&Name::RetryAfter).unwrap().parse().unwrap();
+        assert!((1790..=1800).contains(&retry), "{retry}");
+        let reason = resp.get(&Name::Reason).unwrap();
+        assert!(
+            reason.starts_with("SIP;cause=480;text=\"scheduled "),
+            "{reason}"
+        );
+        let record = net.core.poll_record().unwrap();
+        assert_eq!(record.gate_decision.as_deref(), Some("held-later"));
+        assert_eq!(record.consent_request_id.as_deref(), Some("req-1"));
+        // A second answer for the same hold changes nothing.
+        assert!(!net
+            .core
+            .handle_hold_answer(&id, HoldAnswer::Now, chrono::Utc::now(), net.now));
+        assert!(net.collect().is_empty());
+    }
+
+    #[test]
+    fn the_window_passing_rejects_and_tells_the_store_side() {
+        let mut net = Net::new(GATED);
+        let (id, _) = held_invite(&mut net, "h4");
+        hold(&mut net, &id);
+        let out = net.advance(Duration::from_secs(24));
+        assert!(to(&out, PBX).iter().all(|m| status(m) != 480));
+        let out = net.advance(Duration::from_secs(2));
+        // The 480 and its retransmissions (no ACK in this test).
+        let finals: Vec<u16> = to(&out, PBX)
+            .iter()
+            .map(status)
+            .filter(|s| *s >= 300)
+            .collect();
+        assert!(
+            !finals.is_empty() && finals.iter().all(|s| *s == 480),
+            "{finals:?}"
+        );
+        assert_eq!(
+            net.core.poll_gate_query(),
+            Some(GateQuery::Ended {
+                hold_id: id.clone(),
+                forwarded: false
+            })
+        );
+        assert_eq!(net.core.gate_metrics().held(), 0);
+        assert!(!net
+            .core
+            .handle_hold_answer(&id, HoldAnswer::Now, chrono::Utc::now(), net.now));
+    }
+
+    #[test]
+    fn cancel_while_held_gets_487_and_ends_the_hold() {
+        let mut net = Net::new(GATED);
+        let (id, _) = held_invite(&mut net, "h5");
+        hold(&mut net, &id);
+        let cancel = "CANCEL sip:+15551230001@127.0.0.1:5060 SIP/2.0\r\n\
+             Via: SIP/2.0/UDP 127.0.0.1:5062;branch=z9hG4bK-h5\r\n\
+             Max-Forwards: 70\r\n\
+             From: \"Agent 7\" <sip:4007@127.0.0.1>;tag=pbxtag\r\n\
+             To: <sip:+15551230001@127.0.0.1>\r\n\
+             Call-ID: h5\r\nCSeq: 10 CANCEL\r\nContent-Length: 0\r\n\r\n";
+        let out = net.send(PBX, cancel);
+        let codes: Vec<u16> = to(&out, PBX).iter().map(status).collect();
+        assert!(codes.contains(&200) && codes.contains(&487), "{codes:?}");
+        assert!(to(&out, TRUNK).is_empty());
+        assert_eq!(
+            net.core.poll_gate_query(),
+            Some(GateQuery::Ended {
+                hold_id: id,
+                forwarded: false
+            })
+        );
+    }
+
+    #[test]
+    fn a_decision_that_never_comes_fails_safe_with_503() {
+        let mut net = Net::new(GATED);
+        let (id, _) = held_invite(&mut net, "h6");
+        let out = net.advance(Duration::from_secs(26));
+        let resp: Vec<Message> = to(&out, PBX)
+            .into_iter()
+            .filter(|m| status(m) >= 300)
+            .collect();
+        assert!(!resp.is_empty() && resp.iter().all(|m| status(m) == 503));
+        assert!(resp[0].get(&Name::RetryAfter).is_some());
+        assert_eq!(net.core.gate_metrics().decisions("store-error-rejected"), 1);
+        // The verdict arriving late changes nothing on the wire; a hold it
+        // opened in the store is ended there.
+        net.core.handle_gate_verdict(
+            &id,
+            GateVerdict::Hold {
+                request_id: "late".into(),
+            },
+            net.now,
+        );
+        assert!(net.collect().is_empty());
+        assert!(matches!(
+            net.core.poll_gate_query(),
+            Some(GateQuery::Ended {
+                forwarded: false,
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn refusals_carry_status_reason_and_retry_after() {
+        let mut net = Net::new(GATED);
+        let (id, _) = held_invite(&mut net, "h7");
+        net.core.handle_gate_verdict(
+            &id,
+            GateVerdict::Refuse {
+                decision: "outside-hours",
+                status: 480,
+                reason: "SIP;cause=480;text=\"outside calling hours\"".into(),
+                retry_after_secs: Some(3600),
+            },
+            net.now,
+        );
+        let resp = to(&net.collect(), PBX).remove(0);
+        assert_eq!(status(&resp), 480);
+        assert_eq!(resp.get(&Name::RetryAfter), Some("3600"));
+        assert_eq!(
+            resp.get(&Name::Reason),
+            Some("SIP;cause=480;text=\"outside calling hours\"")
+        );
+        assert_eq!(
+            net.core.poll_record().and_then(|r| r.gate_decision),
+            Some("outside-hours".into())
+        );
+    }
+
+    #[test]
+    fn unclassified_invites_follow_the_policy() {
+        let mut pass = Net::new("[gate]\non_unclassified = \"pass\"\n");
+        let out = pass.send(PBX, &invite("u1", ""));
+        assert_eq!(to(&out, TRUNK).len(), 1, "passed straight through");
+        assert!(pass.core.poll_gate_query().is_none());
+        let mut reject = Net::new("[gate]\non_unclassified = \"reject\"\n");
+        let out = reject.send(PBX, &invite("u2", ""));
+        let codes: Vec<u16> = to(&out, PBX).iter().map(status).collect();
+        assert_eq!(codes, [403]);
+        assert!(to(&out, TRUNK).is_empty());
+    }
+}
