@@ -16,7 +16,7 @@ mod common;
 use std::net::UdpSocket;
 use std::time::{Duration, Instant};
 
-use chrono::{NaiveTime, Timelike, Utc};
+use chrono::{Timelike, Utc};
 use slotgate::consent::{
     Channel, ConsentPolicy, ConsentStatus, Evidence, Identifier, NewConsent, NewEnterprise, Scope,
     SubscriptionStatus, TrustStatus, Window, E164,
@@ -27,7 +27,7 @@ use common::sipp::{
     call_counts, free_ports, port_taken, read_or_note, require_sipp, sipp_args, spawn_sipp, tail,
     Sipp, Transport,
 };
-use common::Slotgate;
+use common::{hours_including_now, Slotgate};
 
 /// Paris numbers: their zone is known exactly.
 const CONSENTED: &str = "+33142685301";
@@ -133,18 +133,6 @@ fn seed(dir: &std::path::Path) -> World {
         (trusted, ids[1].clone())
     });
     World { trusted, suspended }
-}
-
-/// Calling hours that include now in Paris, for cases that must not
-/// depend on when they run. Hours cannot span midnight, so in the last
-/// minute of a Paris day the case waits for the next one.
-fn hours_including_now() -> &'static str {
-    let local = Utc::now().with_timezone(&ZONE).time();
-    if local >= NaiveTime::from_hms_opt(23, 58, 30).expect("time") {
-        let wait = 86_400 - local.num_seconds_from_midnight() + 2;
-        std::thread::sleep(Duration::from_secs(u64::from(wait)));
-    }
-    "00:00-23:59"
 }
 
 /// One-hour calling hours that exclude now in Paris.

@@ -1,7 +1,9 @@
 //! Runs one store test body on both engines: SQLite in a temporary
 //! directory and PostgreSQL in a fresh schema of its own, dropped at the end.
 //! PostgreSQL is required: when it cannot be reached the postgres cases fail
-//! (never skip) and say how to point them at a server.
+//! (never skip) and say how to point them at a server. [`PgSchema`] gives a
+//! test that is not one tokio task (several slotgate processes) a schema of
+//! its own the same way.
 #![allow(dead_code, unused_macros)]
 
 use std::future::Future;
@@ -59,27 +61,37 @@ where
     .await;
 }
 
-pub async fn on_postgres<F, Fut>(body: F)
-where
-    F: FnOnce(TestDb) -> Fut,
-    Fut: Future<Output = ()> + Send + 'static,
-{
-    let base = postgres_url();
-    let mut admin = match sqlx::PgConnection::connect(&base).await {
+async fn admin_connection(base: &str) -> sqlx::PgConnection {
+    match sqlx::PgConnection::connect(base).await {
         Ok(conn) => conn,
         Err(e) => panic!(
             "PostgreSQL is not reachable at {base}: {e}\n\
              The store tests need it: start PostgreSQL there, or set \
              SLOTGATE_TEST_POSTGRES_URL to a database this user may create schemas in."
         ),
-    };
+    }
+}
+
+/// The database at `base`, with `schema` as the search path of every
+/// connection.
+fn schema_url(base: &str, schema: &str) -> String {
+    let separator = if base.contains('?') { '&' } else { '?' };
+    format!("{base}{separator}options=-c%20search_path%3D{schema}")
+}
+
+pub async fn on_postgres<F, Fut>(body: F)
+where
+    F: FnOnce(TestDb) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let base = postgres_url();
+    let mut admin = admin_connection(&base).await;
     let schema = format!("slotgate_test_{:016x}", rand::random::<u64>());
     admin
         .execute(format!("CREATE SCHEMA {schema}").as_str())
         .await
         .unwrap();
-    let separator = if base.contains('?') { '&' } else { '?' };
-    let url = format!("{base}{separator}options=-c%20search_path%3D{schema}");
+    let url = schema_url(&base, &schema);
 
     // The body runs as its own task so that a failed assertion still lets
     // the schema be dropped before the panic is passed on.
@@ -114,4 +126,78 @@ macro_rules! on_both_engines {
             }
         )*
     };
+}
+
+/// A fresh PostgreSQL schema for a test that is not one tokio task (e.g.
+/// several slotgate processes sharing it). Dropped with everything in it
+/// when the guard goes, also when the test fails.
+pub struct PgSchema {
+    /// The database URL whose connections use the schema.
+    pub url: String,
+    base: String,
+    name: String,
+}
+
+impl PgSchema {
+    /// Creates the schema; fails (never skips) when PostgreSQL is not
+    /// reachable.
+    pub fn create() -> PgSchema {
+        let base = postgres_url();
+        let name = format!("slotgate_test_{:016x}", rand::random::<u64>());
+        let (b, n) = (base.clone(), name.clone());
+        on_own_thread(async move {
+            let mut admin = admin_connection(&b).await;
+            admin
+                .execute(format!("CREATE SCHEMA {n}").as_str())
+                .await
+                .unwrap();
+            admin.close().await.unwrap();
+        });
+        PgSchema {
+            url: schema_url(&base, &name),
+            base,
+            name,
+        }
+    }
+}
+
+impl Drop for PgSchema {
+    fn drop(&mut self) {
+        let (base, name) = (self.base.clone(), self.name.clone());
+        on_own_thread(async move {
+            let Ok(mut admin) = sqlx::PgConnection::connect(&base).await else {
+                eprintln!("cannot drop schema {name}: PostgreSQL is not reachable");
+                return;
+            };
+            if let Err(e) = admin
+                .execute(format!("DROP SCHEMA {name} CASCADE").as_str())
+                .await
+            {
+                eprintln!("cannot drop schema {name}: {e}");
+            }
+            let _ = admin.close().await;
+        });
+    }
+}
+
+/// Runs `f` to completion on a runtime of its own, in a thread of its own
+/// (so that it may be called from inside another runtime, or while
+/// unwinding), and passes its panic on.
+fn on_own_thread<F>(f: F)
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    let joined = std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime")
+            .block_on(f)
+    })
+    .join();
+    if let Err(payload) = joined {
+        if !std::thread::panicking() {
+            std::panic::resume_unwind(payload);
+        }
+    }
 }

@@ -27,6 +27,8 @@ pub struct Slotgate {
     pub child: Child,
     pub sip_port: u16,
     pub dir: tempfile::TempDir,
+    /// The SQLite file of a node started with [`Slotgate::start_in`] (or
+    /// `start`); unused when the store is elsewhere.
     pub db_path: PathBuf,
 }
 
@@ -56,11 +58,41 @@ impl Slotgate {
         sip_extra: &str,
         extra: &str,
     ) -> Slotgate {
+        let store_url = Slotgate::db_in(dir.path());
+        // Parallel tests must not fight over the API's default port.
+        Slotgate::launch(dir, sip_port, sip_extra, &store_url, "127.0.0.1:0", extra)
+    }
+
+    /// Like `start`, with the store at `store_url` (e.g. a PostgreSQL
+    /// schema shared with other nodes) and the API on `api_listen`.
+    pub fn start_on_store(
+        sip_port: u16,
+        store_url: &str,
+        api_listen: SocketAddr,
+        extra: &str,
+    ) -> Slotgate {
+        Slotgate::launch(
+            tempfile::tempdir().expect("tempdir"),
+            sip_port,
+            "",
+            store_url,
+            &api_listen.to_string(),
+            extra,
+        )
+    }
+
+    fn launch(
+        dir: tempfile::TempDir,
+        sip_port: u16,
+        sip_extra: &str,
+        store_url: &str,
+        api_listen: &str,
+        extra: &str,
+    ) -> Slotgate {
         let db_path = dir.path().join("slotgate.db");
         let config = format!(
             "[sip]\nudp_listen = \"127.0.0.1:{sip_port}\"\ntcp_listen = \"127.0.0.1:{sip_port}\"\n{sip_extra}\n\
-             [store]\nurl = \"sqlite://{}\"\nflush_interval_ms = 20\n{extra}\n",
-            db_path.display()
+             [store]\nurl = \"{store_url}\"\nflush_interval_ms = 20\n{extra}\n"
         );
         let config_path = dir.path().join("slotgate.toml");
         std::fs::write(&config_path, config).expect("write config");
@@ -70,8 +102,7 @@ impl Slotgate {
             .arg("--config")
             .arg(&config_path)
             .env_remove("RUST_LOG")
-            // Parallel tests must not fight over the API's default port.
-            .env("SLOTGATE_API__LISTEN", "127.0.0.1:0")
+            .env("SLOTGATE_API__LISTEN", api_listen)
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log clone"))
             .stderr(log)
@@ -137,6 +168,21 @@ impl Drop for Slotgate {
             let _ = self.child.wait();
         }
     }
+}
+
+/// Calling hours that include now in Paris, for cases that must not
+/// depend on when they run. Hours cannot span midnight, so in the last
+/// minute of a Paris day the case waits for the next one.
+pub fn hours_including_now() -> &'static str {
+    use chrono::Timelike;
+    let local = chrono::Utc::now()
+        .with_timezone(&chrono_tz::Europe::Paris)
+        .time();
+    if local >= chrono::NaiveTime::from_hms_opt(23, 58, 30).expect("time") {
+        let wait = 86_400 - local.num_seconds_from_midnight() + 2;
+        std::thread::sleep(Duration::from_secs(u64::from(wait)));
+    }
+    "00:00-23:59"
 }
 
 /// Sends one OPTIONS over UDP from an ephemeral port and returns the status
