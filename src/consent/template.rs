@@ -158,11 +158,23 @@ impl PromptTemplate {
     pub fn render(&self, values: &PromptValues<'_>) -> String {
         let mut out = String::with_capacity(self.source.len() + 32);
         for part in &self.parts {
-            match part {
-                Part::Text(text) => out.push_str(text),
-                Part::Value(Placeholder::Name) => out.push_str(values.name),
-                Part::Value(Placeholder::Purpose) => out.push_str(values.purpose),
-                Part::Value(Placeholder::Enterprise) => out.push_str(values.enterprise),
+            let value = match part {
+                Part::Text(text) => {
+                    out.push_str(text);
+                    continue;
+                }
+                Part::Value(Placeholder::Name) => values.name,
+                Part::Value(Placeholder::Purpose) => values.purpose,
+                Part::Value(Placeholder::Enterprise) => values.enterprise,
+            };
+            if value.is_empty() {
+                // "Hi {name}, …" for a person without a name reads "Hi, …",
+                // not "Hi , …".
+                if out.ends_with(' ') {
+                    out.pop();
+                }
+            } else {
+                out.push_str(value);
             }
         }
         out
@@ -349,6 +361,10 @@ mod tests {
 
     #[test]
     fn values_are_inserted_verbatim() {
+        let nameless = PromptValues { name: "", ..VALUES };
+        assert!(PromptTemplate::builtin()
+            .render(&nameless)
+            .starts_with("Hi, ACME Energy would like"));
         let t = PromptTemplate::parse("Hi {name}, about {purpose}").unwrap();
         let values = PromptValues {
             name: "{purpose}",
