@@ -254,25 +254,24 @@ impl Surplus {
             self.lowest += by;
             return;
         }
-        let mut next = vec![0.0; self.odds.len() + 1];
-        for (i, &q) in self.odds.iter().enumerate() {
-            if by > 0 {
-                next[i] += q * (1.0 - p);
-                next[i + 1] += q * p;
-            } else {
-                next[i + 1] += q * (1.0 - p);
-                next[i] += q * p;
-            }
-        }
-        if by < 0 {
+        // An agent moves the surplus up one with chance p; a call moves it
+        // down one with chance p, which is the same as re-basing one lower
+        // and moving up with chance 1 - p.
+        let up = if by > 0 {
+            p
+        } else {
             self.lowest -= 1;
+            1.0 - p
+        };
+        self.odds.push(0.0);
+        for i in (1..self.odds.len()).rev() {
+            self.odds[i] = self.odds[i] * (1.0 - up) + self.odds[i - 1] * up;
         }
-        self.odds = next;
+        self.odds[0] *= 1.0 - up;
         self.trim();
     }
 
     fn trim(&mut self) {
-        let start = self.odds.iter().take_while(|&&p| p < NEGLIGIBLE).count();
         let end = self.odds.len()
             - self
                 .odds
@@ -280,11 +279,16 @@ impl Surplus {
                 .rev()
                 .take_while(|&&p| p < NEGLIGIBLE)
                 .count();
+        let start = self.odds[..end]
+            .iter()
+            .take_while(|&&p| p < NEGLIGIBLE)
+            .count();
         if start >= end {
             return;
         }
-        if start > 0 || end < self.odds.len() {
-            self.odds = self.odds[start..end].to_vec();
+        self.odds.truncate(end);
+        if start > 0 {
+            self.odds.drain(..start);
             self.lowest += start as i64;
         }
     }
