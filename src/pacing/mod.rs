@@ -9,7 +9,9 @@
 //! - [`abandon`]: the rolling legal window of answers and abandons;
 //! - [`forecast`]: answer and handle-time chances learned from recent calls;
 //! - [`predictive`]: how many calls to add now, and the risk of each;
-//! - [`throttle`]: how much risk the abandon budget allows.
+//! - [`throttle`]: how much risk the abandon budget allows;
+//! - [`simulation`]: a seeded contact centre in virtual time that drives
+//!   the pacer (and a VICIdial-style baseline) to measure what it achieves.
 
 pub mod abandon;
 pub mod campaign;
@@ -17,6 +19,7 @@ pub mod events;
 pub mod forecast;
 pub mod pacer;
 pub mod predictive;
+pub mod simulation;
 pub mod throttle;
 
 #[cfg(test)]
