@@ -98,6 +98,8 @@ pub struct Config {
     pub channels: ChannelsConfig,
     pub prompts: PromptConfig,
     pub log_level: String,
+    /// `[caller_id]` and `[stir_shaken]` (see `crate::callerid`).
+    pub caller_id: crate::callerid::config::CallerIdSettings,
 }
 
 #[derive(Debug, Clone)]
@@ -298,6 +300,8 @@ struct RawConfig {
     channels: RawChannels,
     prompts: RawPrompts,
     log: RawLog,
+    caller_id: crate::callerid::RawCallerId,
+    stir_shaken: crate::callerid::RawStirShaken,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -932,6 +936,7 @@ impl RawConfig {
         let crm = self.crm.validate()?;
         let channels = self.channels.validate()?;
         let prompts = self.prompts.validate()?;
+        let caller_id = crate::callerid::config::validate(&self.caller_id, &self.stir_shaken)?;
         if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
             return Err(key_error(
                 "log.level",
@@ -990,6 +995,7 @@ impl RawConfig {
             channels,
             prompts,
             log_level: self.log.level,
+            caller_id,
         })
     }
 }

@@ -131,6 +131,8 @@ struct Call {
     /// The last ACK sent toward a leg, re-sent if that leg repeats its 2xx.
     last_ack: Option<(Leg, u32, Bytes)>,
     bye_from: Option<Leg>,
+    /// The number shown on the trunk leg and why (see `crate::callerid`).
+    caller_id: Option<crate::callerid::Applied>,
 }
 
 impl Call {
@@ -206,6 +208,8 @@ pub struct Core {
     records: VecDeque<CallRecord>,
     draining: bool,
     epoch: (Instant, DateTime<Utc>),
+    /// Caller ID selection and STIR/SHAKEN signing; `None` when not configured.
+    caller_id: Option<crate::callerid::CallerId>,
 }
 
 impl Core {
@@ -238,6 +242,7 @@ impl Core {
             records: VecDeque::new(),
             draining: false,
             epoch: (now, wall_now),
+            caller_id: crate::callerid::CallerId::from_config(&config.caller_id),
         }
     }
 
@@ -756,6 +761,12 @@ impl Core {
                 invite.headers.push(h.clone());
             }
         }
+        // Caller ID (From, P-Asserted-Identity) and Identity for the trunk.
+        let wall = self.wall(now);
+        let caller_id = self.caller_id.as_mut().map(|c| {
+            let ctx = crate::callerid::CallContext::from_pbx_invite(&msg);
+            c.apply_to_trunk_invite(&ctx, &mut invite, &mut b.local, wall)
+        });
         invite.push(Name::Allow, ALLOW);
         invite.push(Name::UserAgent, self.server.clone());
         invite.set_body(msg.get(&Name::ContentType), msg.body.clone());
@@ -790,6 +801,7 @@ impl Core {
             ack_map: vec![(Leg::A, a_cseq, 1)],
             last_ack: None,
             bye_from: None,
+            caller_id,
         };
         self.by_a_call_id.insert(a_call_id, id);
         self.by_b_call_id.insert(b_call_id, id);
@@ -1533,6 +1545,9 @@ impl Core {
             self.roles.remove(&call.b_tx);
         }
         debug!(a_call_id = %call.a.call_id, status, reason, "call ended");
+        if let (Some(c), Some(applied)) = (self.caller_id.as_mut(), &call.caller_id) {
+            c.record_outcome(applied, call.answered.is_some());
+        }
         let record = CallRecord {
             id: call.record_id,
             a_call_id: call.a.call_id,
