@@ -4,6 +4,7 @@
 
 #[macro_use]
 pub mod engines;
+pub mod stir;
 
 use std::net::{SocketAddr, UdpSocket};
 use std::path::PathBuf;
