@@ -105,6 +105,41 @@ pub struct PoolNumber {
     /// E.164 prefixes of the callees this number is local to (`+1212`,
     /// `+331`); a NANP number is always local to its own area code.
     pub areas: Vec<String>,
+    /// Country calling code and region, worked out once: the numbering
+    /// plan lookup is the dearest step of a call's selection.
+    pub country: Country,
+}
+
+/// Where a number sits, for the same-country match.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Country {
+    pub code: u16,
+    pub region: Option<crate::consent::Region>,
+}
+
+impl Country {
+    pub fn of(number: &E164) -> Option<Country> {
+        number.parts().map(|p| Country {
+            code: p.country_code,
+            region: p.region,
+        })
+    }
+}
+
+impl PoolNumber {
+    pub fn new(number: E164, attest: Attest, areas: Vec<String>) -> PoolNumber {
+        // A validated E.164 number always parses; code 0 matches nothing.
+        let country = Country::of(&number).unwrap_or(Country {
+            code: 0,
+            region: None,
+        });
+        PoolNumber {
+            number,
+            attest,
+            areas,
+            country,
+        }
+    }
 }
 
 /// An enterprise's numbers and what it allows.
@@ -117,6 +152,9 @@ pub struct EnterpriseNumbers {
     pub logo_url: Option<String>,
     pub campaigns: BTreeMap<String, E164>,
     pub pool: Vec<PoolNumber>,
+    /// Region national numbers are read in: that of the default number,
+    /// else of the first pool number.
+    pub region: Option<crate::consent::Region>,
 }
 
 impl EnterpriseNumbers {
@@ -146,6 +184,8 @@ pub struct HealthPolicy {
 #[derive(Debug, Clone, PartialEq)]
 pub struct CallerIdConfig {
     pub global_default: Option<E164>,
+    /// The global default's region, for callers of no enterprise.
+    pub region: Option<crate::consent::Region>,
     pub health: HealthPolicy,
     pub enterprises: Vec<EnterpriseNumbers>,
 }
@@ -197,6 +237,7 @@ impl Default for CallerIdSettings {
         CallerIdSettings {
             caller_id: CallerIdConfig {
                 global_default: None,
+                region: None,
                 health,
                 enterprises: Vec::new(),
             },
@@ -354,15 +395,17 @@ pub fn validate(raw: &RawCallerId, stir: &RawStirShaken) -> Result<CallerIdSetti
                 }
                 areas.push(area.to_string());
             }
-            pool.push(PoolNumber {
-                number: n,
-                attest: level,
-                areas,
-            });
+            pool.push(PoolNumber::new(n, level, areas));
         }
+        let default_number = optional_number(&at("default_number"), &e.default_number)?;
+        let region = default_number
+            .as_ref()
+            .and_then(E164::region)
+            .or_else(|| pool.first().and_then(|p| p.country.region));
         enterprises.push(EnterpriseNumbers {
             id,
-            default_number: optional_number(&at("default_number"), &e.default_number)?,
+            region,
+            default_number,
             allow_pbx_number: e.allow_pbx_number,
             display_name: text(&at("display_name"), &e.display_name, 64)?,
             logo_url: https_url(&at("logo_url"), &e.logo_url)?,
@@ -371,6 +414,7 @@ pub fn validate(raw: &RawCallerId, stir: &RawStirShaken) -> Result<CallerIdSetti
         });
     }
     let caller_id = CallerIdConfig {
+        region: global_default.as_ref().and_then(E164::region),
         global_default,
         health: health_policy(raw),
         enterprises,

@@ -181,18 +181,10 @@ impl CallerId {
         })
     }
 
-    /// The region national numbers of `enterprise` are read in: that of its
-    /// default number, else of its first pool number, else the global
-    /// default's.
+    /// The region national numbers of `enterprise` are read in, else the
+    /// global default's.
     fn region(&self, enterprise: Option<&EnterpriseNumbers>) -> Option<Region> {
-        enterprise
-            .and_then(|e| {
-                e.default_number
-                    .as_ref()
-                    .or(e.pool.first().map(|p| &p.number))
-            })
-            .or(self.config.global_default.as_ref())
-            .and_then(E164::region)
+        enterprise.and_then(|e| e.region).or(self.config.region)
     }
 
     /// Runs the chain for `ctx` at `now` (marks a local-presence pick used).
@@ -205,7 +197,12 @@ impl CallerId {
         let callee =
             E164::parse(&ctx.callee, region).map_err(|e| format!("callee {:?}: {e}", ctx.callee));
         let pbx_user = ctx.pbx_pai.as_deref().or(ctx.pbx_from.as_deref());
+        // Only read when rule 5 may use it: parsing a number is the dearest
+        // step of the chain.
         let pbx = match pbx_user {
+            _ if !enterprise.is_some_and(|e| e.allow_pbx_number) => {
+                Err("not read (PBX numbers not allowed)".to_string())
+            }
             Some(user) => E164::parse(user, region).map_err(|e| format!("PBX number: {e}")),
             None => Err("the PBX sent no number".to_string()),
         };

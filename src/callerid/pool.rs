@@ -13,7 +13,7 @@ use std::collections::{HashMap, VecDeque};
 
 use chrono::{DateTime, Utc};
 
-use super::config::{HealthPolicy, PoolNumber};
+use super::config::{Country, HealthPolicy, PoolNumber};
 use crate::consent::E164;
 
 /// How well a pool number matches a callee; lower is better.
@@ -43,8 +43,8 @@ pub fn nanp_area_code(number: &E164) -> Option<&str> {
     (digits.len() == 10).then(|| &digits[..3])
 }
 
-/// How `entry` matches `callee`, if at all.
-pub fn match_of(entry: &PoolNumber, callee: &E164) -> Option<Match> {
+/// How `entry` matches `callee` (whose country is `theirs`), if at all.
+pub fn match_of(entry: &PoolNumber, callee: &E164, theirs: Option<Country>) -> Option<Match> {
     let area = areas(entry)
         .into_iter()
         .filter(|a| callee.as_str().starts_with(a.as_str()))
@@ -53,10 +53,10 @@ pub fn match_of(entry: &PoolNumber, callee: &E164) -> Option<Match> {
     if let Some(len) = area {
         return Some(Match::Area(std::cmp::Reverse(len)));
     }
-    let (ours, theirs) = (entry.number.parts()?, callee.parts()?);
+    let (ours, theirs) = (entry.country, theirs?);
     let same = match (ours.region, theirs.region) {
         (Some(a), Some(b)) => a == b,
-        _ => ours.country_code == theirs.country_code,
+        _ => ours.code == theirs.code,
     };
     same.then_some(Match::Country)
 }
@@ -172,9 +172,10 @@ impl PoolState {
             return Err("the enterprise has no pool numbers".into());
         }
         let mut resting = Vec::new();
+        let theirs = Country::of(callee);
         let mut best: Option<(Rank, &PoolNumber)> = None;
         for (i, entry) in pool.iter().enumerate() {
-            let Some(m) = match_of(entry, callee) else {
+            let Some(m) = match_of(entry, callee, theirs) else {
                 continue;
             };
             if let Some(until) = self.flagged_until(&entry.number, now) {
@@ -237,11 +238,11 @@ mod tests {
     }
 
     fn entry(number: &str, areas: &[&str]) -> PoolNumber {
-        PoolNumber {
-            number: n(number),
-            attest: Attest::A,
-            areas: areas.iter().map(|a| a.to_string()).collect(),
-        }
+        PoolNumber::new(
+            n(number),
+            Attest::A,
+            areas.iter().map(|a| a.to_string()).collect(),
+        )
     }
 
     fn policy() -> HealthPolicy {
@@ -262,20 +263,39 @@ mod tests {
         let nyc = entry("+12125550100", &[]);
         let callee = n("+12125550143");
         assert_eq!(
-            match_of(&nyc, &callee),
+            match_of(&nyc, &callee, Country::of(&callee)),
             Some(Match::Area(std::cmp::Reverse(5)))
         );
         // Another US area code: same country only.
-        assert_eq!(match_of(&nyc, &n("+13125550143")), Some(Match::Country));
+        assert_eq!(
+            match_of(&nyc, &n("+13125550143"), Country::of(&n("+13125550143"))),
+            Some(Match::Country)
+        );
         // Canada shares +1 but is another country.
-        assert_eq!(match_of(&nyc, &n("+14165550143")), None);
+        assert_eq!(
+            match_of(&nyc, &n("+14165550143"), Country::of(&n("+14165550143"))),
+            None
+        );
         // Configured areas outside NANP, the longer prefix better.
         let paris = entry("+33140000000", &["+331"]);
         let paris_centre = entry("+33140000001", &["+33142"]);
         let callee = n("+33142685300");
-        assert!(match_of(&paris_centre, &callee) < match_of(&paris, &callee));
-        assert_eq!(match_of(&paris, &n("+33612345678")), Some(Match::Country));
-        assert_eq!(match_of(&paris, &n("+442079460018")), None);
+        assert!(
+            match_of(&paris_centre, &callee, Country::of(&callee))
+                < match_of(&paris, &callee, Country::of(&callee))
+        );
+        assert_eq!(
+            match_of(&paris, &n("+33612345678"), Country::of(&n("+33612345678"))),
+            Some(Match::Country)
+        );
+        assert_eq!(
+            match_of(
+                &paris,
+                &n("+442079460018"),
+                Country::of(&n("+442079460018"))
+            ),
+            None
+        );
     }
 
     #[test]

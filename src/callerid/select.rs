@@ -183,6 +183,7 @@ mod tests {
             logo_url: None,
             campaigns: BTreeMap::from([("spring".to_string(), n("+12125550111"))]),
             pool: Vec::new(),
+            region: None,
         }
     }
 
