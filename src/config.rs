@@ -99,6 +99,8 @@ pub struct Config {
     pub prompts: PromptConfig,
     pub gate: crate::b2bua::gate_config::GateConfig,
     pub log_level: String,
+    /// `[caller_id]` and `[stir_shaken]` (see `crate::callerid`).
+    pub caller_id: crate::callerid::config::CallerIdSettings,
 }
 
 #[derive(Debug, Clone)]
@@ -300,6 +302,8 @@ struct RawConfig {
     prompts: RawPrompts,
     gate: crate::b2bua::gate_config::RawGate,
     log: RawLog,
+    caller_id: crate::callerid::RawCallerId,
+    stir_shaken: crate::callerid::RawStirShaken,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -935,6 +939,7 @@ impl RawConfig {
         let channels = self.channels.validate()?;
         let prompts = self.prompts.validate()?;
         let gate = self.gate.validate()?;
+        let caller_id = crate::callerid::config::validate(&self.caller_id, &self.stir_shaken)?;
         if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
             return Err(key_error(
                 "log.level",
@@ -994,6 +999,7 @@ impl RawConfig {
             prompts,
             gate,
             log_level: self.log.level,
+            caller_id,
         })
     }
 }

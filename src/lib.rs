@@ -10,6 +10,7 @@
 
 pub mod api;
 pub mod b2bua;
+pub mod callerid;
 pub mod config;
 pub mod consent;
 pub mod crm;

@@ -47,6 +47,26 @@ enum Command {
         #[command(subcommand)]
         command: DncCommand,
     },
+    /// STIR/SHAKEN Identity headers.
+    Identity {
+        #[command(subcommand)]
+        command: IdentityCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum IdentityCommand {
+    /// Verify an Identity header value against a certificate (PEM or DER)
+    /// and print its PASSporT header and claims. Exit 1 if it does not
+    /// verify.
+    Verify {
+        /// The certificate whose key signed the header.
+        #[arg(long)]
+        cert: PathBuf,
+        /// The header value (`Identity: ` may be included); read from
+        /// standard input when absent or `-`.
+        header: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -70,6 +90,13 @@ enum DncCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Verifying a header needs no configuration.
+    if let Command::Identity {
+        command: IdentityCommand::Verify { cert, header },
+    } = &cli.command
+    {
+        return report(verify_identity(cert, header.as_deref()));
+    }
     let path = match &cli.command {
         Command::Run { config } | Command::CheckConfig { config } | Command::Migrate { config } => {
             config.clone()
@@ -77,6 +104,7 @@ fn main() -> ExitCode {
         Command::Dnc {
             command: DncCommand::Import { config, .. },
         } => config.clone(),
+        Command::Identity { .. } => return ExitCode::FAILURE,
     };
     let config = match Config::load(&path) {
         Ok(c) => c,
@@ -100,7 +128,36 @@ fn main() -> ExitCode {
         } => report(
             runtime().and_then(|rt| rt.block_on(import_dnc(&config, &file, enterprise.as_deref()))),
         ),
+        Command::Identity { .. } => ExitCode::FAILURE,
     }
+}
+
+fn verify_identity(cert: &Path, header: Option<&str>) -> anyhow::Result<()> {
+    let value = match header {
+        Some(h) if h != "-" => h.to_string(),
+        _ => {
+            let mut text = String::new();
+            std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
+                .context("cannot read the header from standard input")?;
+            text
+        }
+    };
+    let verified = slotgate::callerid::verify::verify_with_certificate(&value, cert)
+        .context("the Identity header does not verify")?;
+    println!("signature: valid (ES256, {})", cert.display());
+    println!(
+        "header: {}",
+        slotgate::callerid::passport::canonical_json(&verified.header)
+    );
+    println!(
+        "claims: {}",
+        slotgate::callerid::passport::canonical_json(&verified.claims)
+    );
+    if let Some(iat) = verified.claims.get("iat").and_then(|v| v.as_i64()) {
+        let age = chrono::Utc::now().timestamp() - iat;
+        println!("iat: {iat} ({age} s ago)");
+    }
+    Ok(())
 }
 
 fn report(result: anyhow::Result<()>) -> ExitCode {

@@ -136,6 +136,8 @@ struct Call {
     /// The last ACK sent toward a leg, re-sent if that leg repeats its 2xx.
     last_ack: Option<(Leg, u32, Bytes)>,
     bye_from: Option<Leg>,
+    /// The number shown on the trunk leg and why (see `crate::callerid`).
+    caller_id: Option<crate::callerid::Applied>,
     /// What the gate decided, and the consent request it held the call for.
     gate_decision: Option<&'static str>,
     consent_request_id: Option<String>,
@@ -152,7 +154,7 @@ struct Hold {
     max_forwards: u32,
     /// The To tag of our provisional responses, kept if the call goes on.
     a_tag: String,
-    campaign: String,
+    class: Classification,
     started: Instant,
     request_id: Option<String>,
 }
@@ -162,6 +164,8 @@ struct Forwarding {
     a_tag: Option<String>,
     gate_decision: Option<&'static str>,
     consent_request_id: Option<String>,
+    /// Who is calling whom, as the gate read it (for caller ID).
+    class: Option<Classification>,
 }
 
 impl Forwarding {
@@ -169,6 +173,7 @@ impl Forwarding {
         a_tag: None,
         gate_decision: None,
         consent_request_id: None,
+        class: None,
     };
 }
 
@@ -253,6 +258,8 @@ pub struct Core {
     hold_by_id: HashMap<String, u64>,
     hold_by_tx: HashMap<TxKey, u64>,
     gate_queries: VecDeque<GateQuery>,
+    /// Caller ID selection and STIR/SHAKEN signing; `None` when not configured.
+    caller_id: Option<crate::callerid::CallerId>,
 }
 
 impl Core {
@@ -291,6 +298,7 @@ impl Core {
             hold_by_id: HashMap::default(),
             hold_by_tx: HashMap::default(),
             gate_queries: VecDeque::new(),
+            caller_id: crate::callerid::CallerId::from_config(&config.caller_id),
         }
     }
 
@@ -806,7 +814,7 @@ impl Core {
                 invite: msg,
                 max_forwards,
                 a_tag: self.ids.tag(),
-                campaign: class.campaign,
+                class,
                 started: now,
                 request_id: None,
             },
@@ -906,7 +914,7 @@ impl Core {
             }
             HoldAnswer::Later { at } => {
                 self.gate_metrics.decided("held-later");
-                let status = self.gate.campaign(&hold.campaign).later_status;
+                let status = self.gate.campaign(&hold.class.campaign).later_status;
                 let wait = (at - self.wall(now)).num_seconds().max(1) as u64;
                 let reason = format!(
                     "SIP;cause={status};text=\"scheduled {}\"",
@@ -953,7 +961,7 @@ impl Core {
                 }
             };
         }
-        match self.gate.campaign(&hold.campaign).on_no_reply {
+        match self.gate.campaign(&hold.class.campaign).on_no_reply {
             NoReplyPolicy::Reject => {
                 self.gate_metrics.decided("no-reply-rejected");
                 let reason = "SIP;cause=480;text=\"no reply from the callee\"";
@@ -1001,6 +1009,7 @@ impl Core {
             a_tag: Some(hold.a_tag),
             gate_decision: Some(decision),
             consent_request_id: hold.request_id,
+            class: Some(hold.class),
         };
         self.start_call(
             hold.peer,
@@ -1193,6 +1202,16 @@ impl Core {
                 invite.headers.push(h.clone());
             }
         }
+        // Caller ID (From, P-Asserted-Identity) and Identity for the trunk.
+        let wall = self.wall(now);
+        let caller_id = self.caller_id.as_mut().map(|c| {
+            let mut ctx = crate::callerid::CallContext::from_pbx_invite(&msg);
+            if let Some(class) = &forwarding.class {
+                ctx.enterprise = Some(class.enterprise_id.clone());
+                ctx.campaign = Some(class.campaign.clone());
+            }
+            c.apply_to_trunk_invite(&ctx, &mut invite, &mut b.local, wall)
+        });
         invite.push(Name::Allow, ALLOW);
         invite.push(Name::UserAgent, self.server.clone());
         invite.set_body(msg.get(&Name::ContentType), msg.body.clone());
@@ -1229,6 +1248,7 @@ impl Core {
             bye_from: None,
             gate_decision: forwarding.gate_decision,
             consent_request_id: forwarding.consent_request_id,
+            caller_id,
         };
         self.by_a_call_id.insert(a_call_id, id);
         self.by_b_call_id.insert(b_call_id, id);
@@ -1987,6 +2007,9 @@ impl Core {
             self.roles.remove(&call.b_tx);
         }
         debug!(a_call_id = %call.a.call_id, status, reason, "call ended");
+        if let (Some(c), Some(applied)) = (self.caller_id.as_mut(), &call.caller_id) {
+            c.record_outcome(applied, call.answered.is_some());
+        }
         let record = CallRecord {
             id: call.record_id,
             a_call_id: call.a.call_id,

@@ -5,6 +5,7 @@
 #[macro_use]
 pub mod engines;
 pub mod sipp;
+pub mod stir;
 
 use std::net::{SocketAddr, UdpSocket};
 use std::path::PathBuf;
