@@ -13,6 +13,7 @@ pub mod b2bua;
 pub mod config;
 pub mod consent;
 pub mod crm;
+pub mod media;
 pub mod rcs;
 pub mod sip;
 pub mod store;
