@@ -7,12 +7,16 @@
 //! loop. The SIP side only calls [`MediaEngine`] and [`CallMedia`].
 
 pub mod announcer;
+pub mod config;
+pub mod engine;
 pub mod g711;
 pub mod ports;
 pub mod relay;
 pub mod sdp;
 pub mod wav;
 
+pub use config::MediaConfig;
+pub use engine::{CallMedia, MediaEngine, MediaError, MediaStats};
 pub use relay::{DirectionCounters, RelayCounters};
 pub use sdp::{Codec, SdpError, SessionDescription};
 pub use wav::{Announcement, WavError};
