@@ -334,8 +334,7 @@ async fn run_call(
                     let now = Instant::now();
                     let to = pbx.rtp.destination();
                     while let Some(packet) = announcer.poll_packet(now) {
-                        // A full send buffer loses this packet; RTP copes.
-                        let _ = pbx_sockets.rtp.try_send_to(&packet, to);
+                        send_now(&pbx_sockets.rtp, &packet, to);
                         announcement_packets += 1;
                     }
                 }
@@ -375,6 +374,15 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
     }
 }
 
+/// Sends at once, without waiting. Tokio's `try_send_to` refuses to send
+/// until the reactor has reported the socket writable once, which would
+/// lose the first packets of a fresh call; the socket is non-blocking, so
+/// the system call itself never waits. A full send buffer loses the packet,
+/// which RTP tolerates better than delay.
+fn send_now(socket: &UdpSocket, packet: &[u8], to: SocketAddr) {
+    let _ = socket2::SockRef::from(socket).send_to(packet, &socket2::SockAddr::from(to));
+}
+
 /// Reads every datagram waiting on `socket`.
 fn drain(socket: &UdpSocket, buf: &mut [u8], mut handle: impl FnMut(SocketAddr, &mut [u8])) {
     loop {
@@ -405,7 +413,7 @@ fn on_rtp(
         }
         Phase::Relaying(relay) => {
             if let (Some(to), Some(other)) = (relay.on_rtp(side, from, packet), other) {
-                let _ = other.rtp.try_send_to(packet, to);
+                send_now(&other.rtp, packet, to);
             }
         }
     }
@@ -426,7 +434,7 @@ fn on_rtcp(
         }
         Phase::Relaying(relay) => {
             if let (Some(to), Some(other)) = (relay.on_rtcp(side, from, packet), other) {
-                let _ = other.rtcp.try_send_to(packet, to);
+                send_now(&other.rtcp, packet, to);
             }
         }
     }
