@@ -460,6 +460,24 @@ mod tests {
     }
 
     #[test]
+    fn a_second_trunk_answer_keeps_the_latch_unless_the_trunk_moved() {
+        let mut r = relay(PCMU, PCMU);
+        let mut p = packet(0, &[1; 160]);
+        r.on_rtp(Side::Trunk, addr("192.0.2.9:6010"), &mut p)
+            .unwrap();
+        // The 200 names the same address as the 183, now with A-law.
+        let mut r = r.with_trunk(Leg::new(addr("192.0.2.9:6000"), PCMA));
+        assert_eq!(r.trunk().rtp.latched(), Some(addr("192.0.2.9:6010")));
+        let mut p = packet(0, &[0xFF; 160]);
+        r.on_rtp(Side::Pbx, addr("10.0.0.1:4000"), &mut p).unwrap();
+        assert_eq!(RtpReader::new(&p).unwrap().payload_type(), 8);
+        // Another address: latching starts over.
+        let r = r.with_trunk(Leg::new(addr("192.0.2.77:6000"), PCMA));
+        assert_eq!(r.trunk().rtp.latched(), None);
+        assert_eq!(r.counters().from_trunk.relayed, 1, "counts are kept");
+    }
+
+    #[test]
     fn a_mapped_ipv4_source_matches_its_ipv4_announcement() {
         let mut latch = Latch::new(addr("10.0.0.1:4000"));
         assert!(latch.accept(addr("[::ffff:10.0.0.1]:5000")));
