@@ -443,7 +443,7 @@ fn run(
     if rate < 49.0 {
         println!(
             "        the generator fell behind ({rate:.1} packets/s per stream instead of 50): \
-             the machine, not the engine's loss, limited this N"
+             the machine's CPUs were saturated, so this N measures the machine as much as the engine"
         );
     }
     drop(calls);
