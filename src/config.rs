@@ -20,6 +20,8 @@ use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
 use crate::consent::{CallingHours, OptionPolicy, OptionPolicyError, E164};
+use crate::media::config::RawMedia;
+use crate::media::MediaConfig;
 use crate::rcs::delivery::{DeliveryPlan, Route};
 use crate::rcs::rbm::oauth::Signer;
 use crate::rcs::rbm::{MessageTrafficType, RbmSettings, ServiceAccount, RBM_BASE_URL};
@@ -98,6 +100,7 @@ pub struct Config {
     pub channels: ChannelsConfig,
     pub prompts: PromptConfig,
     pub gate: crate::b2bua::gate_config::GateConfig,
+    pub media: MediaConfig,
     pub log_level: String,
     /// `[caller_id]` and `[stir_shaken]` (see `crate::callerid`).
     pub caller_id: crate::callerid::config::CallerIdSettings,
@@ -301,6 +304,7 @@ struct RawConfig {
     channels: RawChannels,
     prompts: RawPrompts,
     gate: crate::b2bua::gate_config::RawGate,
+    media: RawMedia,
     log: RawLog,
     caller_id: crate::callerid::RawCallerId,
     stir_shaken: crate::callerid::RawStirShaken,
@@ -940,6 +944,7 @@ impl RawConfig {
         let prompts = self.prompts.validate()?;
         let gate = self.gate.validate()?;
         let caller_id = crate::callerid::config::validate(&self.caller_id, &self.stir_shaken)?;
+        let media = self.media.validate()?;
         if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
             return Err(key_error(
                 "log.level",
@@ -998,6 +1003,7 @@ impl RawConfig {
             channels,
             prompts,
             gate,
+            media,
             log_level: self.log.level,
             caller_id,
         })
@@ -1501,6 +1507,95 @@ mod tests {
             assert!(config.crm.allow_private_webhook_urls);
             Ok(())
         });
+    }
+
+    #[test]
+    fn the_media_defaults_match_the_shipped_file() {
+        let shipped = Config::from_toml_str(include_str!("../config/slotgate.toml")).unwrap();
+        let empty = Config::from_toml_str("").unwrap();
+        assert_eq!(format!("{:?}", shipped.media), format!("{:?}", empty.media));
+        assert_eq!(
+            format!("{:?}", empty.media),
+            format!("{:?}", MediaConfig::default())
+        );
+        assert_eq!(empty.media.advertised_address, empty.media.bind_address);
+        assert_eq!(
+            (empty.media.port_min, empty.media.port_max),
+            (20_000, 29_999)
+        );
+        assert!(empty.media.announcement_file.is_none());
+    }
+
+    #[test]
+    fn a_media_announcement_file_is_read_at_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let good = dir.path().join("hold.wav");
+        let samples: Vec<u8> = (0..320i16).flat_map(|s| (s * 50).to_le_bytes()).collect();
+        std::fs::write(
+            &good,
+            crate::media::wav::wav_bytes(1, 8_000, 1, 16, &samples),
+        )
+        .unwrap();
+        let config = Config::from_toml_str(&format!(
+            "[media]\nannouncement = \"{}\"\nbind_address = \"0.0.0.0\"\n\
+             advertised_address = \"192.0.2.10\"",
+            good.display()
+        ))
+        .unwrap();
+        assert_eq!(config.media.announcement.pcmu().len(), 320);
+        assert_eq!(config.media.advertised_address.to_string(), "192.0.2.10");
+
+        let stereo = dir.path().join("stereo.wav");
+        std::fs::write(
+            &stereo,
+            crate::media::wav::wav_bytes(1, 44_100, 2, 16, &[0; 8]),
+        )
+        .unwrap();
+        for (path, words) in [
+            (stereo, "44100 Hz"),
+            (dir.path().join("missing.wav"), "cannot read"),
+        ] {
+            let err =
+                Config::from_toml_str(&format!("[media]\nannouncement = \"{}\"", path.display()))
+                    .unwrap_err();
+            let message = err.to_string();
+            assert!(message.contains(words), "{message}");
+            assert_eq!(key_of(err), "media.announcement");
+        }
+    }
+
+    #[test]
+    fn wrong_media_values_name_their_key() {
+        let cases = [
+            (
+                "[media]\nbind_address = \"localhost\"",
+                "media.bind_address",
+            ),
+            (
+                "[media]\nbind_address = \"0.0.0.0\"",
+                "media.advertised_address",
+            ),
+            ("[media]\nbind_address = \"::\"", "media.advertised_address"),
+            (
+                "[media]\nadvertised_address = \"media.example.com\"",
+                "media.advertised_address",
+            ),
+            (
+                "[media]\nadvertised_address = \"0.0.0.0\"",
+                "media.advertised_address",
+            ),
+            ("[media]\nport_min = 20001", "media.port_min"),
+            ("[media]\nport_min = 80", "media.port_min"),
+            ("[media]\nport_min = 30000", "media.port_max"),
+            ("[media]\nport_max = 70000", "media.port_max"),
+            ("[media]\nport_max = \"high\"", "media.port_max"),
+            ("[media]\nthreads = 65", "media.threads"),
+            ("[media]\nvideo = true", "media.video"),
+        ];
+        for (text, key) in cases {
+            let got = key_of(Config::from_toml_str(text).unwrap_err());
+            assert_eq!(got, key, "{text}: got key {got}, want {key}");
+        }
     }
 
     #[test]

@@ -14,6 +14,7 @@ pub mod callerid;
 pub mod config;
 pub mod consent;
 pub mod crm;
+pub mod media;
 pub mod pacing;
 pub mod rcs;
 pub mod sip;
