@@ -54,6 +54,8 @@ pub enum RunError {
     Deliverer(#[from] crm::deliverer::DelivererError),
     #[error(transparent)]
     Channels(#[from] rcs::channels::ChannelSetupError),
+    #[error("cannot start the media engine: {0}")]
+    Media(#[from] media::MediaError),
     #[error("cannot listen for consent answers: {0}")]
     HoldWakes(#[from] store::ConsentStoreError),
 }
@@ -98,6 +100,13 @@ pub async fn serve(
         channels: channels.clone(),
     };
     let mut core = Core::new(&config, std::time::Instant::now(), chrono::Utc::now());
+    if config.gate.enabled && config.gate.holds_with_early_media() {
+        core.set_media(Box::new(media::MediaEngine::start(&config.media)?));
+        info!(
+            ports = %format!("{}-{}", config.media.port_min, config.media.port_max),
+            "media engine started for early media"
+        );
+    }
     let api = match config.api.listen {
         Some(addr) => {
             Some(spawn_api(addr, &config, store.clone(), exchange, core.gate_metrics()).await?)

@@ -24,14 +24,18 @@ use chrono::{DateTime, Utc};
 use tracing::{debug, info, warn};
 
 use super::access::{AccessControl, Admission};
+use super::anchor::{AnchoredCall, MediaAnchor};
 use super::build::{self, Dialog};
 use super::classify::{self, Classification};
-use super::gate_config::{GateConfig, NoReplyPolicy, StoreErrorPolicy, UnclassifiedPolicy};
+use super::gate_config::{
+    GateConfig, HoldSignal, NoReplyPolicy, StoreErrorPolicy, UnclassifiedPolicy,
+};
 use super::gate_metrics::GateMetrics;
 use super::hold::{GateQuery, GateVerdict, HoldAnswer, HoldRequest};
 use super::ids::Ids;
 use super::trunk_health::TrunkHealth;
 use crate::config::{Config, PbxConfig, TrunkConfig, UnknownSourcePolicy};
+use crate::media::SessionDescription;
 use crate::sip::digest::{self, Algorithm, NonceCounter, NonceIssuer};
 use crate::sip::framing;
 use crate::sip::headers;
@@ -141,6 +145,9 @@ struct Call {
     /// What the gate decided, and the consent request it held the call for.
     gate_decision: Option<&'static str>,
     consent_request_id: Option<String>,
+    /// Media anchored by slotgate (the call was held with early media):
+    /// both legs see slotgate's SDP, never each other's.
+    media: Option<Box<dyn AnchoredCall>>,
 }
 
 /// An INVITE from the PBX waiting on the gate: first for its decision,
@@ -157,6 +164,9 @@ struct Hold {
     class: Classification,
     started: Instant,
     request_id: Option<String>,
+    /// The PBX's offer, when the campaign holds with early media.
+    early_offer: Option<SessionDescription>,
+    media: Option<Box<dyn AnchoredCall>>,
 }
 
 /// How a call leaves the gate for the trunk.
@@ -166,6 +176,8 @@ struct Forwarding {
     consent_request_id: Option<String>,
     /// Who is calling whom, as the gate read it (for caller ID).
     class: Option<Classification>,
+    /// Anchored media and the offer it made for the trunk.
+    media: Option<(Box<dyn AnchoredCall>, String)>,
 }
 
 impl Forwarding {
@@ -174,6 +186,7 @@ impl Forwarding {
         gate_decision: None,
         consent_request_id: None,
         class: None,
+        media: None,
     };
 }
 
@@ -258,6 +271,9 @@ pub struct Core {
     hold_by_id: HashMap<String, u64>,
     hold_by_tx: HashMap<TxKey, u64>,
     gate_queries: VecDeque<GateQuery>,
+    /// Where early media and relays come from; `None`: campaigns that hold
+    /// with 183 hold with 180 instead.
+    media: Option<Box<dyn MediaAnchor>>,
     /// Caller ID selection and STIR/SHAKEN signing; `None` when not configured.
     caller_id: Option<crate::callerid::CallerId>,
 }
@@ -298,8 +314,14 @@ impl Core {
             hold_by_id: HashMap::default(),
             hold_by_tx: HashMap::default(),
             gate_queries: VecDeque::new(),
+            media: None,
             caller_id: crate::callerid::CallerId::from_config(&config.caller_id),
         }
+    }
+
+    /// Lets campaigns that hold with `183` anchor their media.
+    pub fn set_media(&mut self, media: Box<dyn MediaAnchor>) {
+        self.media = Some(media);
     }
 
     /// The counters the gate keeps (shared with `/metrics`).
@@ -782,6 +804,20 @@ impl Core {
         class: Classification,
         now: Instant,
     ) {
+        let early = self.media.is_some()
+            && self.gate.campaign(&class.campaign).hold_with == HoldSignal::EarlyMedia;
+        let early_offer = if early {
+            match SessionDescription::parse(&msg.body) {
+                Ok(offer) => Some(offer),
+                Err(e) => {
+                    debug!(error = %e, "PBX offer unusable for early media");
+                    self.gate_metrics.decided("sdp-rejected");
+                    return self.refuse(peer, &key, &msg, 488, "Not Acceptable Here", now);
+                }
+            }
+        } else {
+            None
+        };
         let trying = build::response_to(&msg, 100, "Trying", None, &self.server);
         self.txns.respond(&key, 100, trying.to_bytes(), now);
         self.next_call += 1;
@@ -817,6 +853,8 @@ impl Core {
                 class,
                 started: now,
                 request_id: None,
+                early_offer,
+                media: None,
             },
         );
     }
@@ -847,16 +885,28 @@ impl Core {
                     Transport::Udp => format!("<sip:slotgate@{}>", self.advertised),
                     Transport::Tcp => format!("<sip:slotgate@{};transport=tcp>", self.advertised),
                 };
-                let mut ringing = build::response_to(
-                    &hold.invite,
-                    180,
-                    "Ringing",
-                    Some(&hold.a_tag),
-                    &self.server,
-                );
+                if let (Some(offer), Some(media)) = (&hold.early_offer, self.media.as_mut()) {
+                    match media.open(offer) {
+                        Ok(call) => hold.media = Some(call),
+                        // Ringing instead: the call still works end to end.
+                        Err(e) => warn!(error = %e, "no early media for a held INVITE"),
+                    }
+                }
+                let (code, phrase) = match hold.media {
+                    Some(_) => (183, "Session Progress"),
+                    None => (180, "Ringing"),
+                };
+                let mut ringing =
+                    build::response_to(&hold.invite, code, phrase, Some(&hold.a_tag), &self.server);
                 ringing.push(Name::Contact, contact);
+                if let Some(media) = &hold.media {
+                    ringing.set_body(
+                        Some("application/sdp"),
+                        Bytes::from(media.answer().to_string()),
+                    );
+                }
                 let key = hold.key.clone();
-                self.txns.respond(&key, 180, ringing.to_bytes(), now);
+                self.txns.respond(&key, code, ringing.to_bytes(), now);
             }
             GateVerdict::Forward {
                 decision,
@@ -1004,12 +1054,34 @@ impl Core {
         }
     }
 
-    fn forward_hold(&mut self, hold: Hold, decision: &'static str, now: Instant) {
+    fn forward_hold(&mut self, mut hold: Hold, decision: &'static str, now: Instant) {
+        let media = match hold.media.take() {
+            Some(mut media) => match media.offer_to_trunk() {
+                Ok(offer) => Some((media, offer)),
+                Err(e) => {
+                    // The PBX already has slotgate's SDP: without a relay
+                    // the call would have no audio.
+                    warn!(error = %e, "no media toward the trunk for an anchored call");
+                    let reason = "SIP;cause=503;text=\"no media ports\"";
+                    self.answer_hold(
+                        &hold,
+                        503,
+                        "Service Unavailable",
+                        Some(reason),
+                        Some(5),
+                        now,
+                    );
+                    return self.record_hold(&hold, 503, reason, Some(decision), now);
+                }
+            },
+            None => None,
+        };
         let forwarding = Forwarding {
             a_tag: Some(hold.a_tag),
             gate_decision: Some(decision),
             consent_request_id: hold.request_id,
             class: Some(hold.class),
+            media,
         };
         self.start_call(
             hold.peer,
@@ -1214,7 +1286,16 @@ impl Core {
         });
         invite.push(Name::Allow, ALLOW);
         invite.push(Name::UserAgent, self.server.clone());
-        invite.set_body(msg.get(&Name::ContentType), msg.body.clone());
+        let media = match forwarding.media {
+            Some((media, offer)) => {
+                invite.set_body(Some("application/sdp"), Bytes::from(offer));
+                Some(media)
+            }
+            None => {
+                invite.set_body(msg.get(&Name::ContentType), msg.body.clone());
+                None
+            }
+        };
 
         self.next_call += 1;
         let id = self.next_call;
@@ -1248,6 +1329,7 @@ impl Core {
             bye_from: None,
             gate_decision: forwarding.gate_decision,
             consent_request_id: forwarding.consent_request_id,
+            media,
             caller_id,
         };
         self.by_a_call_id.insert(a_call_id, id);
@@ -1634,6 +1716,16 @@ impl Core {
         if code == 100 {
             return;
         }
+        if code < 300 && !msg.body.is_empty() {
+            if let Some(media) = call.media.as_mut() {
+                let answered = SessionDescription::parse(&msg.body)
+                    .map_err(crate::media::MediaError::from)
+                    .and_then(|sdp| media.trunk_answered(&sdp));
+                if let Err(e) = answered {
+                    warn!(error = %e, "the trunk's SDP answer cannot be relayed");
+                }
+            }
+        }
         if let Some(to) = msg.get(&Name::To) {
             if headers::parse_name_addr(to).is_some_and(|n| n.tag().is_some()) {
                 call.b.remote = to.to_string();
@@ -1835,7 +1927,14 @@ impl Core {
                 out.headers.push(h.clone());
             }
         }
-        out.set_body(resp.get(&Name::ContentType), resp.body.clone());
+        match &call.media {
+            // The PBX keeps talking to slotgate's media address.
+            Some(media) if !resp.body.is_empty() => out.set_body(
+                Some("application/sdp"),
+                Bytes::from(media.answer().to_string()),
+            ),
+            _ => out.set_body(resp.get(&Name::ContentType), resp.body.clone()),
+        }
         out
     }
 

@@ -84,6 +84,13 @@ pub struct GateConfig {
 }
 
 impl GateConfig {
+    /// Whether any campaign holds with early media (so media is anchored).
+    pub fn holds_with_early_media(&self) -> bool {
+        std::iter::once(&self.defaults)
+            .chain(self.campaigns.values())
+            .any(|c| c.hold_with == HoldSignal::EarlyMedia)
+    }
+
     /// The hold settings of `campaign` (the defaults when not listed).
     pub fn campaign(&self, campaign: &str) -> &CampaignGate {
         self.campaigns.get(campaign).unwrap_or(&self.defaults)

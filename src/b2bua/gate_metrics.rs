@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 
 /// Every decision the gate names, in the order they are printed.
-pub const DECISIONS: [&str; 14] = [
+pub const DECISIONS: [&str; 15] = [
     "consented",
     "declined",
     "outside-hours",
@@ -26,6 +26,7 @@ pub const DECISIONS: [&str; 14] = [
     "unclassified-rejected",
     "store-error-rejected",
     "store-error-passed",
+    "sdp-rejected",
 ];
 
 /// Upper bounds (seconds) of the hold duration histogram's buckets.

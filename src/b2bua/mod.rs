@@ -7,9 +7,12 @@
 //! do-not-call lists and calling hours; `hold` is what the core and
 //! `gatekeeper` (the gate's store side) tell each other while an INVITE is
 //! held; `access` decides who may call and how fast; `trunk_health` tracks
-//! whether the trunk answers; `ids` mints tags, branches and Call-IDs.
+//! whether the trunk answers; `ids` mints tags, branches and Call-IDs;
+//! `anchor` is how the core asks the media engine for early media and a
+//! relay.
 
 pub mod access;
+pub mod anchor;
 pub mod build;
 pub mod classify;
 pub mod core;

@@ -930,3 +930,173 @@ mod holding {
         assert!(to(&out, TRUNK).is_empty());
     }
 }
+
+// ---- the gate: early media ----
+
+mod early_media {
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+    use crate::b2bua::anchor::{AnchoredCall, MediaAnchor};
+    use crate::b2bua::hold::{GateQuery, GateVerdict, HoldAnswer};
+    use crate::media::{MediaError, SessionDescription};
+
+    const OUR_ANSWER: &str = "v=0\r\no=slotgate 1 1 IN IP4 127.0.0.1\r\ns=slotgate\r\n\
+        c=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 20000 RTP/AVP 0 101\r\n";
+    const OUR_OFFER: &str = "v=0\r\no=slotgate 2 1 IN IP4 127.0.0.1\r\ns=slotgate\r\n\
+        c=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 20002 RTP/AVP 0 8 101\r\n";
+
+    /// What the core asked of the media engine.
+    #[derive(Default)]
+    struct Asked {
+        opened: Vec<u16>,
+        offers: usize,
+        trunk_answers: Vec<u16>,
+        dropped: usize,
+    }
+
+    struct FakeAnchor(Arc<Mutex<Asked>>);
+    struct FakeCall(Arc<Mutex<Asked>>);
+
+    impl MediaAnchor for FakeAnchor {
+        fn open(
+            &mut self,
+            offer: &SessionDescription,
+        ) -> Result<Box<dyn AnchoredCall>, MediaError> {
+            self.0.lock().unwrap().opened.push(offer.port);
+            Ok(Box::new(FakeCall(self.0.clone())))
+        }
+    }
+
+    impl AnchoredCall for FakeCall {
+        fn answer(&self) -> &str {
+            OUR_ANSWER
+        }
+        fn offer_to_trunk(&mut self) -> Result<String, MediaError> {
+            self.0.lock().unwrap().offers += 1;
+            Ok(OUR_OFFER.into())
+        }
+        fn trunk_answered(&mut self, answer: &SessionDescription) -> Result<(), MediaError> {
+            self.0.lock().unwrap().trunk_answers.push(answer.port);
+            Ok(())
+        }
+    }
+
+    impl Drop for FakeCall {
+        fn drop(&mut self) {
+            if let Ok(mut asked) = self.0.lock() {
+                asked.dropped += 1;
+            }
+        }
+    }
+
+    fn net() -> (Net, Arc<Mutex<Asked>>) {
+        let mut net = Net::new(
+            "[gate]\ndefault_enterprise = \"ent-1\"\n[gate.campaigns.spring]\nhold_with = \"183\"\n",
+        );
+        let asked = Arc::new(Mutex::new(Asked::default()));
+        net.core.set_media(Box::new(FakeAnchor(asked.clone())));
+        (net, asked)
+    }
+
+    fn hold_id(net: &mut Net) -> String {
+        match net.core.poll_gate_query() {
+            Some(GateQuery::Decide(req)) => req.hold_id,
+            other => panic!("expected a decision query, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_campaign_holding_with_183_anchors_the_media_through_to_the_bye() {
+        let (mut net, asked) = net();
+        net.send(PBX, &invite("em1", ""));
+        let id = hold_id(&mut net);
+        net.core.handle_gate_verdict(
+            &id,
+            GateVerdict::Hold {
+                request_id: "req-em".into(),
+            },
+            net.now,
+        );
+        let progress = to(&net.collect(), PBX).remove(0);
+        assert_eq!(status(&progress), 183);
+        assert_eq!(&progress.body[..], OUR_ANSWER.as_bytes());
+        assert_eq!(
+            asked.lock().unwrap().opened,
+            [4000],
+            "the PBX's offered port"
+        );
+
+        net.core
+            .handle_hold_answer(&id, HoldAnswer::Now, chrono::Utc::now(), net.now);
+        let b_invite = to(&net.collect(), TRUNK).remove(0);
+        assert_eq!(
+            &b_invite.body[..],
+            OUR_OFFER.as_bytes(),
+            "the trunk gets our offer"
+        );
+        let mut ok = answer(&b_invite, 200, "OK");
+        ok.set_body(
+            Some("application/sdp"),
+            Bytes::from_static(
+                b"v=0\r\no=gw 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 30000 RTP/AVP 8\r\n",
+            ),
+        );
+        let a_ok = to(&net.send_msg(TRUNK, &ok), PBX).remove(0);
+        assert_eq!(status(&a_ok), 200);
+        assert_eq!(
+            &a_ok.body[..],
+            OUR_ANSWER.as_bytes(),
+            "the PBX keeps our SDP"
+        );
+        assert_eq!(asked.lock().unwrap().trunk_answers, [30000]);
+        assert_eq!(
+            asked.lock().unwrap().dropped,
+            0,
+            "media lives with the call"
+        );
+
+        let a_to = a_ok.get(&Name::To).unwrap().to_string();
+        net.send(PBX, &pbx_request("ACK", "em1", 10, &a_to, "em1-ack"));
+        let bye = pbx_request("BYE", "em1", 11, &a_to, "em1-bye");
+        let out = net.send(PBX, &bye);
+        let b_bye = to(&out, TRUNK).remove(0);
+        net.send_msg(TRUNK, &answer(&b_bye, 200, "OK"));
+        assert_eq!(asked.lock().unwrap().dropped, 1, "media ends with the call");
+    }
+
+    #[test]
+    fn an_offer_early_media_cannot_use_gets_488() {
+        let (mut net, asked) = net();
+        let bad = invite("em2", "").replace("m=audio 4000 RTP/AVP 0", "m=audio 4000 RTP/AVP 18");
+        let out = net.send(PBX, &bad);
+        assert_eq!(to(&out, PBX).iter().map(status).collect::<Vec<_>>(), [488]);
+        assert!(net.core.poll_gate_query().is_none(), "nobody is asked");
+        assert!(asked.lock().unwrap().opened.is_empty());
+    }
+
+    #[test]
+    fn a_held_call_that_ends_without_forwarding_frees_its_media() {
+        let (mut net, asked) = net();
+        net.send(PBX, &invite("em3", ""));
+        let id = hold_id(&mut net);
+        net.core.handle_gate_verdict(
+            &id,
+            GateVerdict::Hold {
+                request_id: "req-em3".into(),
+            },
+            net.now,
+        );
+        net.collect();
+        net.core
+            .handle_hold_answer(&id, HoldAnswer::Decline, chrono::Utc::now(), net.now);
+        assert_eq!(
+            to(&net.collect(), PBX)
+                .iter()
+                .map(status)
+                .collect::<Vec<_>>(),
+            [603]
+        );
+        assert_eq!(asked.lock().unwrap().dropped, 1);
+    }
+}
