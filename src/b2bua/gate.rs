@@ -357,4 +357,232 @@ mod tests {
             GateDecision::OutsideHours { .. }
         ));
     }
+
+    /// Every combination of trust × do-not-call × the callee's consents ×
+    /// calling hours × subscription × campaign hours, against the rules
+    /// written out once more as an independent oracle.
+    #[test]
+    fn every_combination_follows_the_documented_order() {
+        #[derive(Clone, Copy, Debug)]
+        enum Consents {
+            None,
+            CoversNow,
+            LaterWindow,
+            Expired,
+            Declined,
+            Revoked,
+            DeclinedAfterGrant,
+            GrantAfterRevocation,
+        }
+        let trusts = [
+            TrustStatus::Trusted,
+            TrustStatus::Suspended,
+            TrustStatus::Untrusted,
+        ];
+        let lists: [Option<Option<String>>; 3] = [None, Some(None), Some(Some("e".into()))];
+        let consents = [
+            Consents::None,
+            Consents::CoversNow,
+            Consents::LaterWindow,
+            Consents::Expired,
+            Consents::Declined,
+            Consents::Revoked,
+            Consents::DeclinedAfterGrant,
+            Consents::GrantAfterRevocation,
+        ];
+        let subscriptions = [
+            None,
+            Some(SubscriptionStatus::Active),
+            Some(SubscriptionStatus::Paused),
+            Some(SubscriptionStatus::Ended),
+        ];
+        // 14:05 and 22:30 in New York, under the default hours and under
+        // campaign hours of 15:00–20:00 (so 14:05 is outside them too).
+        let instants = [
+            now(),
+            New_York
+                .with_ymd_and_hms(2026, 3, 10, 22, 30, 0)
+                .unwrap()
+                .with_timezone(&Utc),
+        ];
+        let hours = [
+            CallingHours::default(),
+            CallingHours::new(
+                NaiveTime::from_hms_opt(15, 0, 0).unwrap(),
+                NaiveTime::from_hms_opt(20, 0, 0).unwrap(),
+            )
+            .unwrap(),
+        ];
+        let mut checked = 0;
+        for trust in trusts {
+            for list in &lists {
+                for c in consents {
+                    for sub in subscriptions {
+                        for at in instants {
+                            for h in hours {
+                                let earlier = now() - TimeDelta::hours(2);
+                                let latest = now() - TimeDelta::hours(1);
+                                let (list_of, covers) = match c {
+                                    Consents::None => (vec![], false),
+                                    Consents::CoversNow => (
+                                        vec![consent(
+                                            ConsentStatus::Granted,
+                                            latest,
+                                            Some((-60, 600)),
+                                        )],
+                                        true,
+                                    ),
+                                    Consents::LaterWindow => (
+                                        vec![consent(
+                                            ConsentStatus::Granted,
+                                            latest,
+                                            Some((900, 960)),
+                                        )],
+                                        false,
+                                    ),
+                                    Consents::Expired => {
+                                        (vec![consent(ConsentStatus::Expired, latest, None)], false)
+                                    }
+                                    Consents::Declined => (
+                                        vec![consent(ConsentStatus::Declined, latest, None)],
+                                        false,
+                                    ),
+                                    Consents::Revoked => {
+                                        (vec![consent(ConsentStatus::Revoked, latest, None)], false)
+                                    }
+                                    Consents::DeclinedAfterGrant => (
+                                        vec![
+                                            consent(ConsentStatus::Declined, latest, None),
+                                            consent(
+                                                ConsentStatus::Granted,
+                                                earlier,
+                                                Some((-60, 600)),
+                                            ),
+                                        ],
+                                        false,
+                                    ),
+                                    Consents::GrantAfterRevocation => (
+                                        vec![
+                                            consent(
+                                                ConsentStatus::Granted,
+                                                latest,
+                                                Some((-60, 600)),
+                                            ),
+                                            consent(ConsentStatus::Revoked, earlier, None),
+                                        ],
+                                        true,
+                                    ),
+                                };
+                                let f = GateFacts {
+                                    trust,
+                                    do_not_call: list.clone(),
+                                    consents: list_of.clone(),
+                                    subscription: sub.map(|status| Subscription {
+                                        person_id: "p".into(),
+                                        enterprise_id: "e".into(),
+                                        status,
+                                        since: now() - TimeDelta::days(30),
+                                        until: None,
+                                    }),
+                                    zone: ZoneGuess::Exact(New_York),
+                                };
+                                let p = GatePolicy {
+                                    calling_hours: h,
+                                    fallback_zone: Tz::UTC,
+                                };
+                                let got = decide(&f, &p, at);
+                                let local = at.with_timezone(&New_York).time();
+                                let inside = h.start() <= local && local < h.end();
+                                // A window or expiry is judged at `at`.
+                                let covers_at = covers
+                                    && list_of
+                                        .iter()
+                                        .find(|k| k.status != ConsentStatus::Expired)
+                                        .is_some_and(|k| k.covers(at));
+                                let said_no = matches!(
+                                    c,
+                                    Consents::Declined
+                                        | Consents::Revoked
+                                        | Consents::DeclinedAfterGrant
+                                );
+                                let expected = if trust != TrustStatus::Trusted {
+                                    403
+                                } else if list.is_some() || said_no {
+                                    603
+                                } else if covers_at {
+                                    200
+                                } else if !inside {
+                                    480
+                                } else if sub != Some(SubscriptionStatus::Active) {
+                                    403
+                                } else {
+                                    0
+                                };
+                                let status = match &got {
+                                    GateDecision::Forward { .. } => 200,
+                                    GateDecision::Hold => 0,
+                                    other => other.final_status().unwrap_or(1),
+                                };
+                                assert_eq!(
+                                    status, expected,
+                                    "{trust:?} {list:?} {c:?} {sub:?} {at} {h}: {got:?}"
+                                );
+                                if let GateDecision::OutsideHours { retry_at: Some(r) } = got {
+                                    assert!(r > at, "retry in the future");
+                                    let local = r.with_timezone(&New_York).time();
+                                    assert_eq!(
+                                        local,
+                                        h.start(),
+                                        "retry at the window's start: {r}"
+                                    );
+                                }
+                                checked += 1;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        assert_eq!(checked, 3 * 3 * 8 * 4 * 2 * 2);
+    }
+
+    #[test]
+    fn calling_hours_follow_daylight_saving_changes_in_the_callee_zone() {
+        let at = |y, m, d, h, min| Utc.with_ymd_and_hms(y, m, d, h, min, 0).unwrap();
+        // 2026-03-08: New York moves from UTC-5 to UTC-4 at 02:00.
+        // 12:30 UTC is 07:30 the day before (EST) but 08:30 on the day (EDT).
+        assert!(matches!(
+            decide(&facts(), &policy(), at(2026, 3, 7, 12, 30)),
+            GateDecision::OutsideHours { .. }
+        ));
+        assert_eq!(
+            decide(&facts(), &policy(), at(2026, 3, 8, 12, 30)),
+            GateDecision::Hold
+        );
+        // Waiting across the change: from 00:00 EST the next allowed
+        // instant is 08:00 EDT, 12:00 UTC, not 13:00.
+        assert_eq!(
+            decide(&facts(), &policy(), at(2026, 3, 8, 5, 0)),
+            GateDecision::OutsideHours {
+                retry_at: Some(at(2026, 3, 8, 12, 0))
+            }
+        );
+        // 2026-11-01: back to UTC-5 at 02:00 EDT. From 01:00 EDT (05:00
+        // UTC) the next allowed instant is 08:00 EST, 13:00 UTC.
+        assert_eq!(
+            decide(&facts(), &policy(), at(2026, 11, 1, 5, 0)),
+            GateDecision::OutsideHours {
+                retry_at: Some(at(2026, 11, 1, 13, 0))
+            }
+        );
+        // 20:59 EST on that day is still inside; 21:00 is not.
+        assert_eq!(
+            decide(&facts(), &policy(), at(2026, 11, 2, 1, 59)),
+            GateDecision::Hold
+        );
+        assert!(matches!(
+            decide(&facts(), &policy(), at(2026, 11, 2, 2, 0)),
+            GateDecision::OutsideHours { .. }
+        ));
+    }
 }
