@@ -17,7 +17,9 @@
 //! answer-to-response time (p50 and p99, as the upper bound of the
 //! `/metrics` histogram bucket holding them).
 //! Settings (environment): HELD (50000), RATE (400), REPLY_AFTER_SECS
-//! (HELD / RATE + 90).
+//! (HELD / RATE + 90), ENGINE (sqlite, or postgres: a fresh schema on
+//! SLOTGATE_TEST_POSTGRES_URL, default postgres://postgres@127.0.0.1:5432/test,
+//! dropped afterwards).
 
 use std::io::Write as _;
 use std::path::Path;
@@ -194,17 +196,66 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let db = format!("sqlite://{}", dir.path().join("slotgate.db").display());
+    let postgres = std::env::var("ENGINE").is_ok_and(|e| e == "postgres");
+    let base_url = std::env::var("SLOTGATE_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    let schema = format!("slotgate_bench_{:08x}", rand::random::<u32>());
+    let db = if postgres {
+        if let Err(e) = runtime.block_on(schema_sql(&base_url, &format!("CREATE SCHEMA {schema}")))
+        {
+            eprintln!("PostgreSQL at {base_url}: {e}");
+            return ExitCode::FAILURE;
+        }
+        let sep = if base_url.contains('?') { '&' } else { '?' };
+        format!("{base_url}{sep}options=-c%20search_path%3D{schema}")
+    } else {
+        format!("sqlite://{}", dir.path().join("slotgate.db").display())
+    };
+    let passed = run(&runtime, dir.path(), &db, held, rate, reply_after);
+    if postgres {
+        let _ = runtime.block_on(schema_sql(
+            &base_url,
+            &format!("DROP SCHEMA {schema} CASCADE"),
+        ));
+    }
+    if passed {
+        ExitCode::SUCCESS
+    } else {
+        eprintln!(
+            "not every call ended as expected; the run is kept in {}",
+            dir.keep().display()
+        );
+        ExitCode::FAILURE
+    }
+}
+
+/// Runs one statement on a connection of its own (schema set-up).
+async fn schema_sql(url: &str, sql: &str) -> Result<(), sqlx::Error> {
+    use sqlx::{Connection, Executor};
+    let mut conn = sqlx::PgConnection::connect(url).await?;
+    conn.execute(sql).await?;
+    conn.close().await
+}
+
+/// One run; true when every call ended with 480 and Retry-After.
+fn run(
+    runtime: &tokio::runtime::Runtime,
+    dir: &Path,
+    db: &str,
+    held: u64,
+    rate: u64,
+    reply_after: u64,
+) -> bool {
     eprintln!("seeding {held} people");
-    let enterprise = match runtime.block_on(seed(&db, held)) {
+    let enterprise = match runtime.block_on(seed(db, held)) {
         Ok(id) => id,
         Err(e) => {
             eprintln!("seeding failed: {e}");
-            return ExitCode::FAILURE;
+            return false;
         }
     };
     let (sip, api, trunk, uac) = (free_port(), free_port(), free_port(), free_port());
-    let config = dir.path().join("slotgate.toml");
+    let config = dir.join("slotgate.toml");
     let toml = format!(
         "[sip]\nudp_listen = \"127.0.0.1:{sip}\"\ntcp_listen = \"\"\n\
          [pbx]\nallowed_sources = [\"127.0.0.1/32\"]\nrate_limit = 100000\nrate_limit_burst = 100000\n\
@@ -216,7 +267,7 @@ fn main() -> ExitCode {
          hold_window_secs = 600\n[log]\nlevel = \"warn\"\n",
         reply_after * 1000
     );
-    let csv = dir.path().join("numbers.csv");
+    let csv = dir.join("numbers.csv");
     let written = std::fs::write(&config, toml).and_then(|_| {
         let mut f = std::fs::File::create(&csv)?;
         writeln!(f, "SEQUENTIAL")?;
@@ -227,13 +278,13 @@ fn main() -> ExitCode {
     });
     if let Err(e) = written {
         eprintln!("cannot write the run's files: {e}");
-        return ExitCode::FAILURE;
+        return false;
     }
-    let log = match std::fs::File::create(dir.path().join("slotgate.log")) {
+    let log = match std::fs::File::create(dir.join("slotgate.log")) {
         Ok(f) => f,
         Err(e) => {
             eprintln!("log file: {e}");
-            return ExitCode::FAILURE;
+            return false;
         }
     };
     let mut env_clean = Command::new(env!("CARGO_BIN_EXE_slotgate"));
@@ -252,7 +303,7 @@ fn main() -> ExitCode {
         Ok(c) => Killed(c),
         Err(e) => {
             eprintln!("cannot start slotgate: {e}");
-            return ExitCode::FAILURE;
+            return false;
         }
     };
     let pid = slotgate.0.id();
@@ -261,8 +312,8 @@ fn main() -> ExitCode {
     let ready = Instant::now() + Duration::from_secs(20);
     while runtime.block_on(metrics(&client, &base)).is_none() {
         if Instant::now() > ready {
-            eprintln!("slotgate did not come up; see {}", dir.path().display());
-            return ExitCode::FAILURE;
+            eprintln!("slotgate did not come up; see {}", dir.display());
+            return false;
         }
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -270,7 +321,7 @@ fn main() -> ExitCode {
     let rss_before = status_kb(pid, "VmRSS:");
 
     let scenario = Path::new(env!("CARGO_MANIFEST_DIR")).join("contrib/bench/held_uac.xml");
-    let stat = dir.path().join("uac_stat.csv");
+    let stat = dir.join("uac_stat.csv");
     let sipp = Command::new("sipp")
         .arg(format!("127.0.0.1:{sip}"))
         .args(["-sf", &scenario.display().to_string()])
@@ -281,7 +332,7 @@ fn main() -> ExitCode {
         .args(["-recv_timeout", "700s", "-timeout", "1000s", "-nostdin"])
         .args(["-buff_size", "8388608", "-trace_stat", "-fd", "5"])
         .args(["-stf", &stat.display().to_string()])
-        .current_dir(dir.path())
+        .current_dir(dir)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -290,7 +341,7 @@ fn main() -> ExitCode {
         Ok(c) => Killed(c),
         Err(e) => {
             eprintln!("cannot start sipp ({e}): apt-get install sip-tester");
-            return ExitCode::FAILURE;
+            return false;
         }
     };
     let started = Instant::now();
@@ -343,13 +394,5 @@ fn main() -> ExitCode {
         quantile(&buckets, answered, 0.5),
         quantile(&buckets, answered, 0.99)
     );
-    if ok == held && failed == 0 {
-        ExitCode::SUCCESS
-    } else {
-        eprintln!(
-            "not every call ended as expected; the run is in {}",
-            dir.keep().display()
-        );
-        ExitCode::FAILURE
-    }
+    ok == held && failed == 0
 }
