@@ -248,7 +248,7 @@ fn a_campaign_scope_fills_the_purpose_and_an_unknown_name_stays_empty() {
     .unwrap();
     assert_eq!(
         prompt.rich_text,
-        "Hi , ACME Energy would like to call you about spring-tune-up. When suits you?"
+        "Hi, ACME Energy would like to call you about spring-tune-up. When suits you?"
     );
     // The enterprise has no French wording, but the chips are French.
     let labels: Vec<&str> = prompt.choices.iter().map(|c| c.label.as_str()).collect();
