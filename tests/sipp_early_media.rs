@@ -13,13 +13,9 @@ mod common;
 use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
-use chrono::Utc;
-use slotgate::consent::{
-    ConsentPolicy, Identifier, NewEnterprise, SubscriptionStatus, TrustStatus, E164,
-};
 use slotgate::media::g711;
-use slotgate::store::Store;
 
+use common::seed::{block_on, trusted_with_subscriber};
 use common::sipp::{
     call_counts, free_ports, port_taken, read_or_note, require_sipp, sipp_args, spawn_sipp, tail,
     Transport,
@@ -27,50 +23,6 @@ use common::sipp::{
 use common::{hours_including_now, Slotgate};
 
 const CALLEE: &str = "+33142685302";
-
-fn block_on<F: std::future::Future>(f: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime")
-        .block_on(f)
-}
-
-/// A trusted enterprise and one subscribed person; the enterprise's id.
-fn seed(dir: &std::path::Path) -> String {
-    block_on(async {
-        let store = Store::connect(&Slotgate::db_in(dir)).await.expect("store");
-        store.migrate().await.expect("migrate");
-        let now = Utc::now();
-        let e = store
-            .create_enterprise(
-                &NewEnterprise {
-                    name: "Paris Energie".into(),
-                    display_name: "Paris Energie".into(),
-                    services: vec!["Energy".into()],
-                    default_region: "FR".into(),
-                    crm_webhook_url: None,
-                    crm_webhook_secret: None,
-                    consent_policy: ConsentPolicy::PerCall,
-                    status: TrustStatus::Trusted,
-                },
-                now,
-            )
-            .await
-            .expect("enterprise");
-        let n = E164::parse(CALLEE, None).expect("number");
-        let person = store
-            .create_person(&[Identifier::Phone(n)], now)
-            .await
-            .expect("person");
-        store
-            .set_subscription(&person.id, &e.id, SubscriptionStatus::Active, now)
-            .await
-            .expect("subscription");
-        store.close().await;
-        e.id
-    })
-}
 
 /// One RTP packet: version 2, no padding/extension/CSRC.
 fn rtp(payload_type: u8, seq: u16, timestamp: u32, ssrc: u32, payload: &[u8]) -> Vec<u8> {
@@ -111,7 +63,10 @@ fn receive(sock: &UdpSocket) -> Option<Received> {
 fn a_call_held_with_early_media_hears_the_announcement_then_talks_through_slotgate() {
     require_sipp();
     let dir = tempfile::tempdir().expect("tempdir");
-    let enterprise = seed(dir.path());
+    let enterprise = block_on(trusted_with_subscriber(
+        &Slotgate::db_in(dir.path()),
+        CALLEE,
+    ));
     let [sg_port, trunk_port, pbx_port] = free_ports::<3>();
     let pbx_rtp = UdpSocket::bind("127.0.0.1:0").expect("pbx rtp");
     let trunk_rtp = UdpSocket::bind("127.0.0.1:0").expect("trunk rtp");

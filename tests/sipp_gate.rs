@@ -18,11 +18,11 @@ use std::time::{Duration, Instant};
 
 use chrono::{Timelike, Utc};
 use slotgate::consent::{
-    Channel, ConsentPolicy, ConsentStatus, Evidence, Identifier, NewConsent, NewEnterprise, Scope,
-    SubscriptionStatus, TrustStatus, Window, E164,
+    Channel, ConsentStatus, Evidence, NewConsent, Scope, TrustStatus, Window, E164,
 };
 use slotgate::store::Store;
 
+use common::seed::{block_on, enterprise, subscriber};
 use common::sipp::{
     call_counts, free_ports, port_taken, read_or_note, require_sipp, sipp_args, spawn_sipp, tail,
     Sipp, Transport,
@@ -43,14 +43,6 @@ struct World {
     suspended: String,
 }
 
-fn block_on<F: std::future::Future>(f: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime")
-        .block_on(f)
-}
-
 /// A database with a trusted and a suspended enterprise, three subscribed
 /// people, a consent covering now for one and a do-not-call entry for
 /// another.
@@ -60,47 +52,16 @@ fn seed(dir: &std::path::Path) -> World {
         let store = Store::connect(&url).await.expect("open the store");
         store.migrate().await.expect("migrate");
         let now = Utc::now();
-        let mut ids = Vec::new();
-        for (name, status) in [
-            ("Paris Energie", TrustStatus::Trusted),
-            ("Suspendu SA", TrustStatus::Suspended),
-        ] {
-            let e = store
-                .create_enterprise(
-                    &NewEnterprise {
-                        name: name.into(),
-                        display_name: name.into(),
-                        services: vec!["Energy".into()],
-                        default_region: "FR".into(),
-                        crm_webhook_url: None,
-                        crm_webhook_secret: None,
-                        consent_policy: ConsentPolicy::PerCall,
-                        status,
-                    },
-                    now,
-                )
-                .await
-                .expect("enterprise");
-            ids.push(e.id);
-        }
-        let trusted = ids[0].clone();
+        let trusted = enterprise(&store, "Paris Energie", TrustStatus::Trusted).await;
+        let suspended = enterprise(&store, "Suspendu SA", TrustStatus::Suspended).await;
         for number in [CONSENTED, ASKED, BARRED] {
             let n = E164::parse(number, None).expect("number");
-            let person = store
-                .create_person(&[Identifier::Phone(n.clone())], now)
-                .await
-                .expect("person");
-            for enterprise in &ids {
-                store
-                    .set_subscription(&person.id, enterprise, SubscriptionStatus::Active, now)
-                    .await
-                    .expect("subscription");
-            }
+            let person_id = subscriber(&store, number, &[&trusted, &suspended]).await;
             if number == CONSENTED {
                 store
                     .record_consent(
                         &NewConsent {
-                            person_id: person.id.clone(),
+                            person_id: person_id.clone(),
                             enterprise_id: trusted.clone(),
                             number: n.clone(),
                             scope: Scope::Campaign("default".into()),
@@ -130,7 +91,7 @@ fn seed(dir: &std::path::Path) -> World {
             }
         }
         store.close().await;
-        (trusted, ids[1].clone())
+        (trusted, suspended)
     });
     World { trusted, suspended }
 }

@@ -31,10 +31,7 @@ use base64::Engine as _;
 use chrono::Utc;
 use serde_json::json;
 
-use slotgate::consent::{
-    Answer, ConsentPolicy, Identifier, NewEnterprise, RequestState, SubscriptionStatus,
-    TrustStatus, E164,
-};
+use slotgate::consent::{Answer, RequestState, E164};
 use slotgate::rcs::twilio;
 use slotgate::store::Store;
 
@@ -191,40 +188,6 @@ async fn create_message(
     (StatusCode::CREATED, axum::Json(created)).into_response()
 }
 
-/// A trusted enterprise and the callee, subscribed to it, without consent.
-async fn seed(url: &str) -> String {
-    let store = Store::connect(url).await.expect("open the store");
-    store.migrate().await.expect("migrate");
-    let now = Utc::now();
-    let enterprise = store
-        .create_enterprise(
-            &NewEnterprise {
-                name: "Paris Energie".into(),
-                display_name: "Paris Energie".into(),
-                services: vec!["Energy".into()],
-                default_region: "FR".into(),
-                crm_webhook_url: None,
-                crm_webhook_secret: None,
-                consent_policy: ConsentPolicy::PerCall,
-                status: TrustStatus::Trusted,
-            },
-            now,
-        )
-        .await
-        .expect("enterprise");
-    let number = E164::parse(CALLEE, None).expect("number");
-    let person = store
-        .create_person(&[Identifier::Phone(number)], now)
-        .await
-        .expect("person");
-    store
-        .set_subscription(&person.id, &enterprise.id, SubscriptionStatus::Active, now)
-        .await
-        .expect("subscription");
-    store.close().await;
-    enterprise.id
-}
-
 /// One node's configuration; the store and the API address are given
 /// when it starts.
 fn node_config(enterprise: &str, trunk_port: u16, twilio: SocketAddr) -> String {
@@ -324,7 +287,7 @@ fn an_invite_held_on_one_node_is_forwarded_when_the_answer_reaches_the_other() {
         .enable_all()
         .build()
         .expect("runtime");
-    let enterprise = rt.block_on(seed(&schema.url));
+    let enterprise = rt.block_on(common::seed::trusted_with_subscriber(&schema.url, CALLEE));
     let twilio = rt.block_on(FakeTwilio::start());
     let store = rt.block_on(Store::connect(&schema.url)).expect("store");
 

@@ -924,10 +924,7 @@ impl Core {
                 retry_after_secs,
             } => {
                 if let Some(hold) = self.take_hold(n, now) {
-                    self.gate_metrics.decided(decision);
-                    let phrase = reason_phrase(status);
-                    self.answer_hold(&hold, status, phrase, Some(&reason), retry_after_secs, now);
-                    self.record_hold(&hold, status, &reason, Some(decision), now);
+                    self.refuse_hold(&hold, decision, status, &reason, retry_after_secs, now);
                 }
             }
         }
@@ -963,22 +960,17 @@ impl Core {
                 self.forward_hold(hold, "held-now", now);
             }
             HoldAnswer::Later { at } => {
-                self.gate_metrics.decided("held-later");
                 let status = self.gate.campaign(&hold.class.campaign).later_status;
                 let wait = (at - self.wall(now)).num_seconds().max(1) as u64;
                 let reason = format!(
                     "SIP;cause={status};text=\"scheduled {}\"",
                     at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
                 );
-                let phrase = reason_phrase(status);
-                self.answer_hold(&hold, status, phrase, Some(&reason), Some(wait), now);
-                self.record_hold(&hold, status, &reason, Some("held-later"), now);
+                self.refuse_hold(&hold, "held-later", status, &reason, Some(wait), now);
             }
             HoldAnswer::Decline => {
-                self.gate_metrics.decided("held-declined");
                 let reason = format!("SIP;cause=603;text=\"{}\"", self.gate.decline_reason);
-                self.answer_hold(&hold, 603, "Decline", Some(&reason), None, now);
-                self.record_hold(&hold, 603, &reason, Some("held-declined"), now);
+                self.refuse_hold(&hold, "held-declined", 603, &reason, None, now);
             }
         }
         true
@@ -993,17 +985,8 @@ impl Core {
             warn!(hold = %hold.id, "no gate decision within the hold window");
             return match self.gate.on_store_error {
                 StoreErrorPolicy::Reject => {
-                    self.gate_metrics.decided("store-error-rejected");
                     let reason = "SIP;cause=503;text=\"consent store unavailable\"";
-                    self.answer_hold(
-                        &hold,
-                        503,
-                        "Service Unavailable",
-                        Some(reason),
-                        Some(5),
-                        now,
-                    );
-                    self.record_hold(&hold, 503, reason, Some("store-error-rejected"), now);
+                    self.refuse_hold(&hold, "store-error-rejected", 503, reason, Some(5), now);
                 }
                 StoreErrorPolicy::Pass => {
                     self.gate_metrics.decided("store-error-passed");
@@ -1013,17 +996,8 @@ impl Core {
         }
         match self.gate.campaign(&hold.class.campaign).on_no_reply {
             NoReplyPolicy::Reject => {
-                self.gate_metrics.decided("no-reply-rejected");
                 let reason = "SIP;cause=480;text=\"no reply from the callee\"";
-                self.answer_hold(
-                    &hold,
-                    480,
-                    "Temporarily Unavailable",
-                    Some(reason),
-                    None,
-                    now,
-                );
-                self.record_hold(&hold, 480, reason, Some("no-reply-rejected"), now);
+                self.refuse_hold(&hold, "no-reply-rejected", 480, reason, None, now);
                 self.end_stored_hold(&hold, false);
             }
             NoReplyPolicy::Pass => {
@@ -1063,14 +1037,8 @@ impl Core {
                     // the call would have no audio.
                     warn!(error = %e, "no media toward the trunk for an anchored call");
                     let reason = "SIP;cause=503;text=\"no media ports\"";
-                    self.answer_hold(
-                        &hold,
-                        503,
-                        "Service Unavailable",
-                        Some(reason),
-                        Some(5),
-                        now,
-                    );
+                    // Counted already under `decision` by the caller.
+                    self.answer_hold(&hold, 503, reason_phrase(503), Some(reason), Some(5), now);
                     return self.record_hold(&hold, 503, reason, Some(decision), now);
                 }
             },
@@ -1091,6 +1059,23 @@ impl Core {
             forwarding,
             now,
         );
+    }
+
+    /// Ends a held INVITE with a final failure: counted under `decision`,
+    /// answered with `reason` as the Reason header, and recorded.
+    fn refuse_hold(
+        &mut self,
+        hold: &Hold,
+        decision: &'static str,
+        status: u16,
+        reason: &str,
+        retry_after_secs: Option<u64>,
+        now: Instant,
+    ) {
+        self.gate_metrics.decided(decision);
+        let phrase = reason_phrase(status);
+        self.answer_hold(hold, status, phrase, Some(reason), retry_after_secs, now);
+        self.record_hold(hold, status, reason, Some(decision), now);
     }
 
     /// A final response to a held INVITE, with the tag of its provisional

@@ -4,6 +4,7 @@
 
 #[macro_use]
 pub mod engines;
+pub mod seed;
 pub mod sipp;
 pub mod stir;
 
