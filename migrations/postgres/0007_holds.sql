@@ -14,11 +14,16 @@
 -- before the PBX hears the final response.
 --
 -- calls notes what the gate decided and the request it held the call for.
+--
+-- Every prompt reads the person's past prompts (ranking, cool-down, weekly
+-- cap) by person and time: without an index that is a scan of every
+-- request, which a burst of held INVITEs turns quadratic.
 
 ALTER TABLE calls ADD COLUMN gate_decision TEXT;
 ALTER TABLE calls ADD COLUMN consent_request_id TEXT;
 
 ALTER TABLE consent_requests ADD COLUMN consent_id TEXT;
+CREATE INDEX consent_requests_person ON consent_requests (person_id, created_at);
 
 CREATE TABLE holds (
     id            TEXT NOT NULL PRIMARY KEY,
