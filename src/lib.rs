@@ -37,6 +37,7 @@ use crate::b2bua::Core;
 use crate::config::Config;
 use crate::sip::transport::{self, StreamEvent, TcpHub};
 use crate::sip::{Peer, Transport};
+use crate::store::caller_ids::CallerIdFlag;
 use crate::store::{spawn_recorder, CallRecorder, Store};
 
 /// Why slotgate could not run.
@@ -62,6 +63,10 @@ pub enum RunError {
 
 /// Datagrams handled per wake-up before timers and TCP get a turn.
 const UDP_BATCH: usize = 256;
+
+/// How often caller ID flags are re-read from the store, for those another
+/// node wrote (this process's own writes wake the reader at once).
+const CALLER_ID_FLAGS_REFRESH: Duration = Duration::from_secs(10);
 
 /// Runs slotgate until `shutdown` resolves, then drains: new INVITEs get
 /// 503, calls in progress get up to the drain timeout to end, the rest are
@@ -109,10 +114,37 @@ pub async fn serve(
     }
     let api = match config.api.listen {
         Some(addr) => {
-            Some(spawn_api(addr, &config, store.clone(), exchange, core.gate_metrics()).await?)
+            let sip = api::SipSide {
+                gate: core.gate_metrics(),
+                caller_id: Arc::new(api::caller_id::PoolNumbers::from_config(
+                    &config.caller_id.caller_id,
+                )),
+            };
+            Some(spawn_api(addr, &config, store.clone(), exchange, sip).await?)
         }
         None => None,
     };
+    // Flags only matter to local presence: without a pool there is nothing
+    // to read.
+    let (flags_tx, mut flags_rx) = mpsc::unbounded_channel::<Vec<CallerIdFlag>>();
+    if config
+        .caller_id
+        .caller_id
+        .enterprises
+        .iter()
+        .any(|e| !e.pool.is_empty())
+    {
+        // Read before the first call, so a restart never forgets a flag;
+        // a failure here is retried by the reader.
+        match store.caller_id_flags(chrono::Utc::now()).await {
+            Ok(flags) => {
+                info!(flagged = flags.len(), "caller ID flags loaded");
+                core.set_caller_id_flags(&flags);
+            }
+            Err(e) => warn!(error = %e, "cannot read caller ID flags yet"),
+        }
+        spawn_caller_id_flags(store.clone(), flags_tx);
+    }
     // Requests created before a restart, or by another node, are found by
     // the dispatcher's first scan.
     let prompts =
@@ -191,6 +223,9 @@ pub async fn serve(
             Some(event) = gate_rx.recv() => {
                 on_gate_event(&mut core, event, &gatekeeper, &gate_tx);
             }
+            Some(flags) = flags_rx.recv() => {
+                core.set_caller_id_flags(&flags);
+            }
             _ = &mut timer => {
                 core.handle_timeout(std::time::Instant::now());
             }
@@ -243,7 +278,7 @@ async fn spawn_api(
     config: &Config,
     store: Store,
     exchange: api::Exchange,
-    gate: Arc<b2bua::gate_metrics::GateMetrics>,
+    sip: api::SipSide,
 ) -> Result<RunningApi, RunError> {
     let listener = TcpListener::bind(addr)
         .await
@@ -254,12 +289,38 @@ async fn spawn_api(
         })?;
     let local = listener.local_addr().unwrap_or(addr);
     info!(api = %local, "enterprise API is listening");
-    let router = api::router_with_gate(store, &config.api, Some(exchange), gate);
+    let router = api::router_with_sip(store, &config.api, Some(exchange), sip);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(api::serve(listener, router, async move {
         let _ = stopped.await;
     }));
     Ok(RunningApi { stop, task })
+}
+
+/// Re-reads the caller ID flags when this process writes one and every
+/// [`CALLER_ID_FLAGS_REFRESH`] (other nodes' writes), and hands them to the
+/// SIP loop when they changed. Store reads stay off the SIP loop.
+fn spawn_caller_id_flags(store: Store, flags: mpsc::UnboundedSender<Vec<CallerIdFlag>>) {
+    let wake = store.caller_id_flag_wakes();
+    tokio::spawn(async move {
+        let mut last: Option<Vec<CallerIdFlag>> = None;
+        loop {
+            tokio::select! {
+                _ = wake.notified() => {}
+                _ = tokio::time::sleep(CALLER_ID_FLAGS_REFRESH) => {}
+            }
+            match store.caller_id_flags(chrono::Utc::now()).await {
+                Ok(now) if last.as_ref() == Some(&now) => {}
+                Ok(now) => {
+                    last = Some(now.clone());
+                    if flags.send(now).is_err() {
+                        return;
+                    }
+                }
+                Err(e) => warn!(error = %e, "cannot read caller ID flags"),
+            }
+        }
+    });
 }
 
 /// What the gate's store side reports back to the SIP loop.

@@ -39,6 +39,11 @@ impl Api {
     }
 
     async fn start_with(admin_token: Option<&str>) -> Api {
+        Api::start_with_sip(admin_token, slotgate::api::SipSide::default()).await
+    }
+
+    /// With what the SIP side would share (the caller ID pool, say).
+    async fn start_with_sip(admin_token: Option<&str>, sip: slotgate::api::SipSide) -> Api {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("slotgate.db").display());
         let store = Store::connect(&url).await.unwrap();
@@ -51,7 +56,7 @@ impl Api {
             admin_token: admin_token.map(str::to_string),
             allow_private_webhook_urls: false,
         };
-        let router = slotgate::api::router(store.clone(), &config);
+        let router = slotgate::api::router_with_sip(store.clone(), &config, None, sip);
         tokio::spawn(slotgate::api::serve(
             listener,
             router,
@@ -604,6 +609,9 @@ async fn probes_and_the_openapi_document() {
         "/healthz",
         "/readyz",
         "/admin/v1/enterprises",
+        "/admin/v1/enterprises/{id}/people/{person_id}/caller-id",
+        "/admin/v1/caller-id/numbers",
+        "/admin/v1/caller-id/numbers/{number}/flag",
     ] {
         assert!(paths.contains_key(path), "{path} missing");
     }
@@ -932,4 +940,244 @@ async fn without_an_admin_token_the_admin_api_is_absent() {
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(error_code(&body), "not_found");
+}
+
+#[tokio::test]
+async fn the_admin_api_sets_reads_and_clears_a_persons_caller_id() {
+    let api = Api::start().await;
+    let acme = api.tenant("ACME", ANN).await;
+    let beta = api.tenant("Beta", ANN).await;
+    let path = format!(
+        "/admin/v1/enterprises/{}/people/{}/caller-id",
+        acme.id, acme.person_id
+    );
+    let send = |method: reqwest::Method, path: &str, key: &str, body: Option<Value>| {
+        let mut request = api.client.request(method, api.url(path)).bearer_auth(key);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        request.send()
+    };
+    let put =
+        |path: &str, key: &str, body: Value| send(reqwest::Method::PUT, path, key, Some(body));
+
+    // An enterprise key never reaches the admin routes.
+    let (status, _) = read(
+        put(&path, &acme.key, json!({"number": "+33140000001"}))
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+
+    let (status, body) = read(
+        put(&path, ADMIN_TOKEN, json!({"number": "+33140000001"}))
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["number"], "+33140000001");
+    assert_eq!(body["person_id"], acme.person_id.as_str());
+    assert_eq!(body["enterprise_id"], acme.id.as_str());
+    let (status, body) = api.get(ADMIN_TOKEN, &path).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["number"], "+33140000001");
+
+    // The gate's facts carry it, for this enterprise only.
+    let ann = E164::from_e164(ANN).unwrap();
+    let facts = api
+        .store
+        .callee_facts(&acme.id, &ann)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        facts.caller_id_override.as_ref().map(E164::as_str),
+        Some("+33140000001")
+    );
+    let facts = api
+        .store
+        .callee_facts(&beta.id, &ann)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(facts.caller_id_override, None);
+
+    // Only an international number is a caller ID; the field is named.
+    for bad in [json!({"number": "01 40 00 00 01"}), json!({"number": "+1"})] {
+        let (status, body) = read(put(&path, ADMIN_TOKEN, bad).await.unwrap()).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        assert_eq!(error_field(&body), "number", "{body}");
+    }
+    let (status, body) = read(
+        put(
+            &path,
+            ADMIN_TOKEN,
+            json!({"number": "+33140000001", "colour": "red"}),
+        )
+        .await
+        .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(error_field(&body), "colour");
+    for missing in [
+        format!("/admin/v1/enterprises/{}/people/nobody/caller-id", acme.id),
+        format!(
+            "/admin/v1/enterprises/missing/people/{}/caller-id",
+            acme.person_id
+        ),
+    ] {
+        let (status, body) = read(
+            put(&missing, ADMIN_TOKEN, json!({"number": "+33140000001"}))
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{missing}: {body}");
+    }
+
+    let response = send(reqwest::Method::DELETE, &path, ADMIN_TOKEN, None)
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    let (status, _) = read(
+        send(reqwest::Method::DELETE, &path, ADMIN_TOKEN, None)
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = api.get(ADMIN_TOKEN, &path).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let facts = api
+        .store
+        .callee_facts(&acme.id, &ann)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(facts.caller_id_override, None);
+}
+
+#[tokio::test]
+async fn the_admin_api_flags_lists_and_unflags_caller_id_numbers() {
+    let number = |text: &str| E164::from_e164(text).unwrap();
+    let pool = slotgate::api::caller_id::PoolNumbers {
+        numbers: vec![
+            ("acme".into(), number("+12125550122")),
+            ("acme".into(), number("+12125550123")),
+        ],
+        default_cool_down: std::time::Duration::from_secs(3600),
+    };
+    let api = Api::start_with_sip(
+        Some(ADMIN_TOKEN),
+        slotgate::api::SipSide {
+            caller_id: std::sync::Arc::new(pool),
+            ..Default::default()
+        },
+    )
+    .await;
+    let flag_path = |n: &str| format!("/admin/v1/caller-id/numbers/{n}/flag");
+    let flag = |n: &str, body: Option<Value>| {
+        let mut request = api
+            .client
+            .post(api.url(&flag_path(n)))
+            .bearer_auth(ADMIN_TOKEN);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        request.send()
+    };
+    let unflag = |n: &str| {
+        api.client
+            .delete(api.url(&flag_path(n)))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+    };
+
+    let (status, body) = api.get(ADMIN_TOKEN, "/admin/v1/caller-id/numbers").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        body,
+        json!([
+            {"number": "+12125550122", "enterprise_id": "acme", "flagged": false},
+            {"number": "+12125550123", "enterprise_id": "acme", "flagged": false},
+        ])
+    );
+
+    // No body: the configured cool-down. `+` escaped or not.
+    let before = Utc::now();
+    let (status, body) = read(flag("%2B12125550122", None).await.unwrap()).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["number"], "+12125550122");
+    let until: chrono::DateTime<Utc> = body["flagged_until"].as_str().unwrap().parse().unwrap();
+    assert!(until >= before + TimeDelta::seconds(3599), "{until}");
+    assert!(until <= Utc::now() + TimeDelta::seconds(3600), "{until}");
+    // A number no pool lists may be flagged too (it may join one later).
+    let (status, body) = read(
+        flag("+13125550133", Some(json!({"cool_down_secs": 600})))
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    // Stored, where every node's SIP loop reads it.
+    let stored = api.store.caller_id_flags(Utc::now()).await.unwrap();
+    let stored: Vec<&str> = stored.iter().map(|f| f.number.as_str()).collect();
+    assert_eq!(stored, ["+12125550122", "+13125550133"]);
+
+    let (status, body) = api.get(ADMIN_TOKEN, "/admin/v1/caller-id/numbers").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let listed = body.as_array().unwrap();
+    assert_eq!(listed.len(), 3, "{body}");
+    assert_eq!(listed[0]["flagged"], true);
+    assert!(listed[0]["flagged_until"].is_string(), "{body}");
+    assert_eq!(listed[1]["flagged"], false);
+    assert_eq!(listed[2]["number"], "+13125550133");
+    assert!(listed[2].get("enterprise_id").is_none(), "{body}");
+    assert_eq!(listed[2]["flagged"], true);
+
+    // Bad input names its field.
+    for (n, body, field) in [
+        ("2125550122", None, "number"),
+        (
+            "+12125550122",
+            Some(json!({"cool_down_secs": 0})),
+            "cool_down_secs",
+        ),
+        (
+            "+12125550122",
+            Some(json!({"cool_down_secs": 40_000_000})),
+            "cool_down_secs",
+        ),
+        (
+            "+12125550122",
+            Some(json!({"cool_down_secs": "soon"})),
+            "cool_down_secs",
+        ),
+        ("+12125550122", Some(json!({"until": 5})), "until"),
+    ] {
+        let (status, answer) = read(flag(n, body).await.unwrap()).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{n}: {answer}");
+        assert_eq!(error_field(&answer), field, "{answer}");
+    }
+    let (status, _) = read(
+        api.client
+            .post(api.url(&flag_path("+12125550122")))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+
+    let response = unflag("+12125550122").await.unwrap();
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    let (status, _) = read(unflag("+12125550122").await.unwrap()).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (_, body) = api.get(ADMIN_TOKEN, "/admin/v1/caller-id/numbers").await;
+    assert_eq!(body[0]["flagged"], false, "{body}");
+    assert_eq!(body.as_array().map(Vec::len), Some(3), "{body}");
 }

@@ -538,6 +538,7 @@ async fn rbm_refusals_are_counted() {
             exchange: Some(world.exchange.clone()),
             webhooks: counters.clone(),
             gate: Arc::default(),
+            caller_id: Arc::default(),
         });
     let base = serve(router).await;
     let data = chip_reply("Mx-counted", "now");

@@ -15,6 +15,8 @@ use std::time::{Duration, Instant};
 
 use common::stir::{self, json_field, openssl_verifies, split};
 use common::{free_port, Slotgate};
+use slotgate::consent::E164;
+use slotgate::store::{CallRecord, Store};
 
 const CALLS: u32 = 4;
 const CALLEE: &str = "+12125550143";
@@ -148,22 +150,28 @@ fn user_digits(value: &str) -> String {
         .collect()
 }
 
-#[test]
-fn trunk_receives_local_numbers_signed() {
-    stir::require_openssl();
+fn ports() -> (u16, u16, u16) {
+    loop {
+        let ports = (free_port(), free_port(), free_port());
+        if HashSet::from([ports.0, ports.1, ports.2]).len() == 3 {
+            return ports;
+        }
+    }
+}
+
+fn require_sipp() {
     Command::new("sipp")
         .arg("-v")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()
         .unwrap_or_else(|e| panic!("cannot run `sipp` ({e}): apt-get install -y sip-tester"));
-    let (sg_port, trunk_port, pbx_port) = loop {
-        let ports = (free_port(), free_port(), free_port());
-        if HashSet::from([ports.0, ports.1, ports.2]).len() == 3 {
-            break ports;
-        }
-    };
-    let config = format!(
+}
+
+/// The config of the enterprise `acme`: two pool numbers local to the
+/// callee, one elsewhere in the US, signing on.
+fn config(trunk_port: u16) -> String {
+    format!(
         "[pbx]\nallowed_sources = [\"127.0.0.1/32\"]\n\
          [trunk]\naddress = \"127.0.0.1:{trunk_port}\"\noptions_interval_secs = 0\n\
          [shutdown]\ndrain_timeout_secs = 5\n[log]\nlevel = \"slotgate=debug,info\"\n\
@@ -176,29 +184,35 @@ fn trunk_receives_local_numbers_signed() {
         LOCAL[0],
         LOCAL[1],
         stir::key().display()
-    );
-    let slotgate = Slotgate::start(sg_port, &config);
-    let dir = slotgate.dir.path().to_path_buf();
-    let diagnostics = |what: &str| -> String {
-        let read = |name: &str| std::fs::read_to_string(dir.join(name)).unwrap_or_default();
-        format!(
-            "{what}\n=== slotgate log ===\n{}\n=== trunk errors ===\n{}\n=== pbx errors ===\n{}\n\
-             === trunk actions ===\n{}\n=== trunk messages ===\n{}",
-            slotgate.log(),
-            read("trunk_errors.log"),
-            read("pbx_errors.log"),
-            read("trunk_actions.log"),
-            read("trunk_messages.log"),
-        )
-    };
+    )
+}
 
+/// What a failing case prints: slotgate's log and both SIPp sides' files.
+fn diagnostics(slotgate: &Slotgate, what: &str) -> String {
+    let dir = slotgate.dir.path();
+    let read = |name: &str| std::fs::read_to_string(dir.join(name)).unwrap_or_default();
+    format!(
+        "{what}\n=== slotgate log ===\n{}\n=== trunk errors ===\n{}\n=== pbx errors ===\n{}\n\
+         === trunk actions ===\n{}\n=== trunk messages ===\n{}",
+        slotgate.log(),
+        read("trunk_errors.log"),
+        read("pbx_errors.log"),
+        read("trunk_actions.log"),
+        read("trunk_messages.log"),
+    )
+}
+
+/// Places `CALLS` calls from the SIPp PBX through `slotgate` to the SIPp
+/// trunk and returns the INVITEs the trunk received.
+fn place_calls(slotgate: &Slotgate, trunk_port: u16, pbx_port: u16) -> Vec<Seen> {
+    let dir = slotgate.dir.path().to_path_buf();
     let mut trunk = sipp("trunk", "trunk_answer_callerid.xml", trunk_port, &dir, &[]);
     let deadline = Instant::now() + Duration::from_secs(10);
     while std::net::UdpSocket::bind(("127.0.0.1", trunk_port)).is_ok() {
         assert!(
             Instant::now() < deadline,
             "{}",
-            diagnostics("trunk sipp did not bind")
+            diagnostics(slotgate, "trunk sipp did not bind")
         );
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -220,22 +234,56 @@ fn trunk_receives_local_numbers_signed() {
     assert!(
         pbx_status.is_some_and(|s| s.success()),
         "{}",
-        diagnostics(&format!("PBX sipp: {pbx_status:?}"))
+        diagnostics(slotgate, &format!("PBX sipp: {pbx_status:?}"))
     );
     assert!(
         trunk_status.is_some_and(|s| s.success()),
         "{}",
-        diagnostics(&format!("trunk sipp: {trunk_status:?}"))
+        diagnostics(slotgate, &format!("trunk sipp: {trunk_status:?}"))
     );
-
     let log = std::fs::read_to_string(dir.join("trunk_actions.log")).unwrap_or_default();
     let invites = seen_invites(&log);
     assert_eq!(
         invites.len(),
         CALLS as usize,
         "{}",
-        diagnostics("INVITE count")
+        diagnostics(slotgate, "INVITE count")
     );
+    invites
+}
+
+fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(f)
+}
+
+/// Stops slotgate (its records are all written by then) and reads them.
+fn stored_calls(slotgate: &mut Slotgate) -> Vec<CallRecord> {
+    let status = slotgate.stop(Duration::from_secs(15));
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "{}",
+        diagnostics(slotgate, &format!("slotgate stop: {status:?}"))
+    );
+    let url = Slotgate::db_in(slotgate.dir.path());
+    block_on(async {
+        let store = Store::connect(&url).await.expect("open the store");
+        let calls = store.recent_calls(100).await.expect("read the calls");
+        store.close().await;
+        calls
+    })
+}
+
+#[test]
+fn trunk_receives_local_numbers_signed() {
+    stir::require_openssl();
+    require_sipp();
+    let (sg_port, trunk_port, pbx_port) = ports();
+    let mut slotgate = Slotgate::start(sg_port, &config(trunk_port));
+    let invites = place_calls(&slotgate, trunk_port, pbx_port);
     let mut shown = Vec::new();
     let mut origids = HashSet::new();
     for seen in &invites {
@@ -243,7 +291,7 @@ fn trunk_receives_local_numbers_signed() {
         assert!(
             LOCAL.contains(&number.as_str()),
             "{}",
-            diagnostics(&format!("From {seen:?}"))
+            diagnostics(&slotgate, &format!("From {seen:?}"))
         );
         assert_eq!(user_digits(&seen.pai), user_digits(&seen.from), "{seen:?}");
         assert_eq!(seen.privacy, "id", "{seen:?}");
@@ -255,7 +303,7 @@ fn trunk_receives_local_numbers_signed() {
         assert!(
             openssl_verifies(&seen.identity, &stir::cert()),
             "{}",
-            diagnostics(&format!("openssl rejects {seen:?}"))
+            diagnostics(&slotgate, &format!("openssl rejects {seen:?}"))
         );
         let token = split(&seen.identity);
         assert_eq!(token.params, format!("info=<{X5U}>;alg=ES256;ppt=shaken"));
@@ -274,7 +322,7 @@ fn trunk_receives_local_numbers_signed() {
                 &number[1..]
             )
         );
-        origids.insert(origid);
+        origids.insert((number.clone(), origid));
         shown.push(number);
     }
     assert_eq!(origids.len(), CALLS as usize, "one PASSporT per INVITE");
@@ -288,6 +336,78 @@ fn trunk_receives_local_numbers_signed() {
     assert!(
         slotgate.log().contains("rule=\"local_presence\""),
         "{}",
-        diagnostics("no caller id log line")
+        diagnostics(&slotgate, "no caller id log line")
     );
+
+    // Each call's row says what the trunk saw: the number, the rule, why,
+    // and the origid of the PASSporT that signed that very INVITE.
+    let calls = stored_calls(&mut slotgate);
+    assert_eq!(calls.len(), CALLS as usize, "{calls:#?}");
+    let mut stored = HashSet::new();
+    for call in &calls {
+        assert_eq!(
+            call.caller_id_rule.as_deref(),
+            Some("local_presence"),
+            "{call:#?}"
+        );
+        let why = call.caller_id_why.as_deref().unwrap_or_default();
+        assert!(why.starts_with("no person override; "), "{call:#?}");
+        assert!(why.contains("; local presence +1212555012"), "{call:#?}");
+        stored.insert((
+            call.caller_id_number.clone().unwrap_or_default(),
+            call.identity_origid.clone().unwrap_or_default(),
+        ));
+    }
+    assert_eq!(stored, origids, "{calls:#?}");
+}
+
+#[test]
+fn a_flag_stored_before_the_start_rests_the_number() {
+    require_sipp();
+    let (sg_port, trunk_port, pbx_port) = ports();
+    // The flag is in the store before slotgate starts, as after a restart
+    // or when another node (or the admin API) wrote it.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = Slotgate::db_in(dir.path());
+    block_on(async {
+        let store = Store::connect(&url).await.expect("open the store");
+        store.migrate().await.expect("migrate");
+        let now = chrono::Utc::now();
+        store
+            .flag_caller_id(
+                &E164::from_e164(LOCAL[0]).expect("number"),
+                now + chrono::TimeDelta::hours(1),
+                now,
+            )
+            .await
+            .expect("flag");
+        store.close().await;
+    });
+    let mut slotgate = Slotgate::start_in(dir, sg_port, "", &config(trunk_port));
+    let invites = place_calls(&slotgate, trunk_port, pbx_port);
+    for seen in &invites {
+        assert_eq!(
+            format!("+{}", user_digits(&seen.from)),
+            LOCAL[1],
+            "{}",
+            diagnostics(
+                &slotgate,
+                &format!("the flagged number was shown: {seen:?}")
+            )
+        );
+    }
+    let calls = stored_calls(&mut slotgate);
+    assert_eq!(calls.len(), CALLS as usize, "{calls:#?}");
+    for call in &calls {
+        assert_eq!(
+            call.caller_id_number.as_deref(),
+            Some(LOCAL[1]),
+            "{call:#?}"
+        );
+        let why = call.caller_id_why.as_deref().unwrap_or_default();
+        assert!(
+            why.contains(&format!("skipped: {} flagged until", LOCAL[0])),
+            "{call:#?}"
+        );
+    }
 }

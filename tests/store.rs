@@ -53,6 +53,10 @@ fn sample(n: usize) -> CallRecord {
         ended_by: Some("pbx".into()),
         gate_decision: None,
         consent_request_id: None,
+        caller_id_number: Some("+12125550122".into()),
+        caller_id_rule: Some("local_presence".into()),
+        caller_id_why: Some(format!("no person override; call {n}")),
+        identity_origid: Some(format!("00000000-0000-4000-8000-{n:012}")),
     }
 }
 
@@ -83,6 +87,10 @@ async fn insert_and_read_back_every_field(db: TestDb) {
         ended_by: Some("pbx".into()),
         gate_decision: None,
         consent_request_id: None,
+        caller_id_number: Some("+12125550100".into()),
+        caller_id_rule: Some("person_override".into()),
+        caller_id_why: Some("person override +12125550100 \u{2014} set by the operator".into()),
+        identity_origid: Some("5e1c2a4d-8f0b-4c1e-9a7d-3b2f6e8c0d11".into()),
     };
     // Every optional field empty, and times before 2000 (negative offsets
     // from PostgreSQL's epoch) down to the last microsecond.
@@ -104,6 +112,10 @@ async fn insert_and_read_back_every_field(db: TestDb) {
         ended_by: None,
         gate_decision: None,
         consent_request_id: None,
+        caller_id_number: None,
+        caller_id_rule: None,
+        caller_id_why: None,
+        identity_origid: None,
     };
     let busy = CallRecord {
         id: "cdr-busy".into(),
@@ -167,6 +179,7 @@ async fn sub_microsecond_times_and_nul_are_stored_alike(db: TestDb) {
         Utc.with_ymd_and_hms(1999, 6, 1, 0, 0, 0).unwrap() - chrono::TimeDelta::nanoseconds(1),
     );
     record.reason = "bad\0header".into();
+    record.caller_id_why = Some("PBX number: \0".into());
     store.insert_calls(&[record.clone()]).await.unwrap();
 
     let found = store
@@ -186,6 +199,7 @@ async fn sub_microsecond_times_and_nul_are_stored_alike(db: TestDb) {
         )
     );
     assert_eq!(found.reason, "bad\u{FFFD}header");
+    assert_eq!(found.caller_id_why.as_deref(), Some("PBX number: \u{FFFD}"));
 }
 
 async fn large_batch_in_one_call(db: TestDb) {

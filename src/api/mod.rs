@@ -10,6 +10,7 @@
 pub mod admin;
 pub mod admin_webhooks;
 pub mod auth;
+pub mod caller_id;
 pub mod consent_requests;
 pub mod consents;
 pub mod errors;
@@ -48,6 +49,17 @@ pub struct ApiState {
     pub webhooks: Arc<webhooks::WebhookCounters>,
     /// What the SIP side's gate counts, shown on `/metrics`.
     pub gate: Arc<crate::b2bua::gate_metrics::GateMetrics>,
+    /// The caller ID pool the config sets, for the flag routes.
+    pub caller_id: Arc<caller_id::PoolNumbers>,
+}
+
+/// What the SIP side of the same process shares with the API.
+#[derive(Debug, Clone, Default)]
+pub struct SipSide {
+    /// The gate's counters, shown on `/metrics`.
+    pub gate: Arc<crate::b2bua::gate_metrics::GateMetrics>,
+    /// The local-presence pool, listed with its flags.
+    pub caller_id: Arc<caller_id::PoolNumbers>,
 }
 
 /// What the provider webhooks and the simulator routes act on.
@@ -82,6 +94,25 @@ pub fn router_with_gate(
     config: &ApiConfig,
     exchange: Option<Exchange>,
     gate: Arc<crate::b2bua::gate_metrics::GateMetrics>,
+) -> Router {
+    router_with_sip(
+        store,
+        config,
+        exchange,
+        SipSide {
+            gate,
+            ..SipSide::default()
+        },
+    )
+}
+
+/// [`router_with`], with what the SIP side of this process shares: the
+/// gate's counters and the caller ID pool.
+pub fn router_with_sip(
+    store: Store,
+    config: &ApiConfig,
+    exchange: Option<Exchange>,
+    sip: SipSide,
 ) -> Router {
     Router::new()
         .route("/webhooks/rbm", post(webhooks::rbm_webhook))
@@ -125,6 +156,17 @@ pub fn router_with_gate(
             "/admin/v1/api-keys/{id}/revoke",
             post(admin::revoke_api_key),
         )
+        .route(
+            "/admin/v1/enterprises/{id}/people/{person_id}/caller-id",
+            put(caller_id::set_caller_id)
+                .get(caller_id::get_caller_id)
+                .delete(caller_id::clear_caller_id),
+        )
+        .route("/admin/v1/caller-id/numbers", get(caller_id::list_numbers))
+        .route(
+            "/admin/v1/caller-id/numbers/{number}/flag",
+            post(caller_id::flag_number).delete(caller_id::unflag_number),
+        )
         .route("/admin/v1/subscriptions", put(admin::set_subscription))
         .route(
             "/admin/v1/do-not-call",
@@ -152,7 +194,8 @@ pub fn router_with_gate(
             allow_private_webhook_urls: config.allow_private_webhook_urls,
             exchange,
             webhooks: Arc::default(),
-            gate,
+            gate: sip.gate,
+            caller_id: sip.caller_id,
         })
 }
 

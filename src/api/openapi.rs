@@ -5,7 +5,9 @@ use axum::Json;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{admin, admin_webhooks, consent_requests, consents, errors, health, people, simulator};
+use super::{
+    admin, admin_webhooks, caller_id, consent_requests, consents, errors, health, people, simulator,
+};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -38,6 +40,12 @@ use super::{admin, admin_webhooks, consent_requests, consents, errors, health, p
         admin::remove_do_not_call,
         admin_webhooks::list_webhook_events,
         admin_webhooks::redrive_webhook_event,
+        caller_id::set_caller_id,
+        caller_id::get_caller_id,
+        caller_id::clear_caller_id,
+        caller_id::flag_number,
+        caller_id::unflag_number,
+        caller_id::list_numbers,
         simulator::inbox,
         simulator::reply,
     ),
@@ -74,6 +82,11 @@ use super::{admin, admin_webhooks, consent_requests, consents, errors, health, p
         admin::DoNotCallView,
         admin_webhooks::WebhookEventView,
         admin_webhooks::WebhookEventList,
+        caller_id::SetCallerId,
+        caller_id::CallerIdView,
+        caller_id::FlagNumber,
+        caller_id::FlagView,
+        caller_id::NumberView,
     )),
     modifiers(&BearerKey)
 )]

@@ -35,6 +35,7 @@ use super::hold::{GateQuery, GateVerdict, HoldAnswer, HoldRequest};
 use super::ids::Ids;
 use super::trunk_health::TrunkHealth;
 use crate::config::{Config, PbxConfig, TrunkConfig, UnknownSourcePolicy};
+use crate::consent::E164;
 use crate::media::SessionDescription;
 use crate::sip::digest::{self, Algorithm, NonceCounter, NonceIssuer};
 use crate::sip::framing;
@@ -45,6 +46,7 @@ use crate::sip::transaction::{
     Peer, RequestVerdict, ResponseVerdict, Transactions, Transmit, Transport, TxEvent, TxKey, T1,
     T2,
 };
+use crate::store::caller_ids::CallerIdFlag;
 use crate::store::CallRecord;
 
 /// Methods slotgate handles, advertised in `Allow`.
@@ -164,6 +166,8 @@ struct Hold {
     class: Classification,
     started: Instant,
     request_id: Option<String>,
+    /// The number set on the person (caller ID rule 1), from the verdict.
+    caller_id_override: Option<E164>,
     /// The PBX's offer, when the campaign holds with early media.
     early_offer: Option<SessionDescription>,
     media: Option<Box<dyn AnchoredCall>>,
@@ -176,6 +180,8 @@ struct Forwarding {
     consent_request_id: Option<String>,
     /// Who is calling whom, as the gate read it (for caller ID).
     class: Option<Classification>,
+    /// The number set on the person, as the gate read it (caller ID rule 1).
+    caller_id_override: Option<E164>,
     /// Anchored media and the offer it made for the trunk.
     media: Option<(Box<dyn AnchoredCall>, String)>,
 }
@@ -186,6 +192,7 @@ impl Forwarding {
         gate_decision: None,
         consent_request_id: None,
         class: None,
+        caller_id_override: None,
         media: None,
     };
 }
@@ -327,6 +334,19 @@ impl Core {
     /// The counters the gate keeps (shared with `/metrics`).
     pub fn gate_metrics(&self) -> Arc<GateMetrics> {
         self.gate_metrics.clone()
+    }
+
+    /// Replaces the flags on caller ID pool numbers with `flags`, as the
+    /// store holds them: the shell loads them on start and again whenever
+    /// they change. Without caller ID, nothing.
+    pub fn set_caller_id_flags(&mut self, flags: &[CallerIdFlag]) {
+        if let Some(c) = self.caller_id.as_mut() {
+            let flags: Vec<(E164, DateTime<Utc>)> = flags
+                .iter()
+                .map(|f| (f.number.clone(), f.flagged_until))
+                .collect();
+            c.set_flags(&flags);
+        }
     }
 
     /// What the gate's store side must do next.
@@ -677,6 +697,10 @@ impl Core {
             ended_by: Some("slotgate".into()),
             gate_decision: None,
             consent_request_id: None,
+            caller_id_number: None,
+            caller_id_rule: None,
+            caller_id_why: None,
+            identity_origid: None,
         });
     }
 
@@ -853,6 +877,7 @@ impl Core {
                 class,
                 started: now,
                 request_id: None,
+                caller_id_override: None,
                 early_offer,
                 media: None,
             },
@@ -873,7 +898,10 @@ impl Core {
             return;
         };
         match verdict {
-            GateVerdict::Hold { request_id } => {
+            GateVerdict::Hold {
+                request_id,
+                caller_id_override,
+            } => {
                 let Some(hold) = self.holds.get_mut(&n) else {
                     return;
                 };
@@ -881,6 +909,7 @@ impl Core {
                     return;
                 }
                 hold.request_id = Some(request_id);
+                hold.caller_id_override = caller_id_override;
                 let contact = match hold.peer.transport {
                     Transport::Udp => format!("<sip:slotgate@{}>", self.advertised),
                     Transport::Tcp => format!("<sip:slotgate@{};transport=tcp>", self.advertised),
@@ -911,9 +940,11 @@ impl Core {
             GateVerdict::Forward {
                 decision,
                 consent_id: _,
+                caller_id_override,
             } => {
-                if let Some(hold) = self.take_hold(n, now) {
+                if let Some(mut hold) = self.take_hold(n, now) {
                     self.gate_metrics.decided(decision);
+                    hold.caller_id_override = caller_id_override;
                     self.forward_hold(hold, decision, now);
                 }
             }
@@ -1049,6 +1080,7 @@ impl Core {
             gate_decision: Some(decision),
             consent_request_id: hold.request_id,
             class: Some(hold.class),
+            caller_id_override: hold.caller_id_override,
             media,
         };
         self.start_call(
@@ -1134,6 +1166,10 @@ impl Core {
             ended_by: Some("slotgate".into()),
             gate_decision: decision.map(str::to_string),
             consent_request_id: hold.request_id.clone(),
+            caller_id_number: None,
+            caller_id_rule: None,
+            caller_id_why: None,
+            identity_origid: None,
         });
     }
 
@@ -1267,6 +1303,7 @@ impl Core {
                 ctx.enterprise = Some(class.enterprise_id.clone());
                 ctx.campaign = Some(class.campaign.clone());
             }
+            ctx.person_override = forwarding.caller_id_override.clone();
             c.apply_to_trunk_invite(&ctx, &mut invite, &mut b.local, wall)
         });
         invite.push(Name::Allow, ALLOW);
@@ -2094,6 +2131,7 @@ impl Core {
         if let (Some(c), Some(applied)) = (self.caller_id.as_mut(), &call.caller_id) {
             c.record_outcome(applied, call.answered.is_some());
         }
+        let applied = call.caller_id.as_ref();
         let record = CallRecord {
             id: call.record_id,
             a_call_id: call.a.call_id,
@@ -2110,6 +2148,12 @@ impl Core {
             ended_by: Some(ended_by.to_string()),
             gate_decision: call.gate_decision.map(str::to_string),
             consent_request_id: call.consent_request_id,
+            caller_id_number: applied
+                .and_then(|a| a.selection.number.as_ref())
+                .map(|n| n.as_str().to_string()),
+            caller_id_rule: applied.map(|a| a.selection.rule.as_str().to_string()),
+            caller_id_why: applied.map(|a| a.selection.why.clone()),
+            identity_origid: applied.and_then(|a| a.origid.clone()),
         };
         self.records.push_back(record);
     }

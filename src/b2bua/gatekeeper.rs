@@ -64,6 +64,7 @@ impl Gatekeeper {
             StoreErrorPolicy::Pass => GateVerdict::Forward {
                 decision: "store-error-passed",
                 consent_id: None,
+                caller_id_override: None,
             },
         }
     }
@@ -74,6 +75,7 @@ impl Gatekeeper {
             UnclassifiedPolicy::Pass => GateVerdict::Forward {
                 decision: "unclassified-passed",
                 consent_id: None,
+                caller_id_override: None,
             },
             UnclassifiedPolicy::Reject => GateVerdict::Refuse {
                 decision: "unclassified-rejected",
@@ -97,6 +99,7 @@ impl Gatekeeper {
             return Ok(self.unclassified("unknown enterprise"));
         };
         let person_id = known.person_id.clone();
+        let caller_id_override = known.caller_id_override;
         let facts = GateFacts {
             trust: known.trust,
             do_not_call: known.do_not_call,
@@ -113,6 +116,7 @@ impl Gatekeeper {
             GateDecision::Forward { consent_id } => GateVerdict::Forward {
                 decision: "consented",
                 consent_id: Some(consent_id),
+                caller_id_override,
             },
             GateDecision::Decline { refusal } => {
                 debug!(%refusal, "INVITE declined");
@@ -158,6 +162,7 @@ impl Gatekeeper {
                 match self.store.open_hold(new, &hold, req.at).await {
                     Ok(request) => GateVerdict::Hold {
                         request_id: request.id,
+                        caller_id_override,
                     },
                     Err(ConsentStoreError::Refused(refusal)) => forbidden(&refusal),
                     Err(e) => return Err(e),

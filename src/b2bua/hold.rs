@@ -12,6 +12,7 @@
 use chrono::{DateTime, Utc};
 
 use super::classify::Classification;
+use crate::consent::E164;
 
 /// A request from the core to the shell.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,6 +45,9 @@ pub enum GateVerdict {
     Forward {
         decision: &'static str,
         consent_id: Option<String>,
+        /// The number set on the person for the enterprise (caller ID
+        /// rule 1), read with the gate's facts.
+        caller_id_override: Option<E164>,
     },
     /// Answer the PBX with a final failure.
     Refuse {
@@ -54,7 +58,11 @@ pub enum GateVerdict {
         retry_after_secs: Option<u64>,
     },
     /// The person is being asked (request `request_id`): keep holding.
-    Hold { request_id: String },
+    /// `caller_id_override` is kept for the call, should it go through.
+    Hold {
+        request_id: String,
+        caller_id_override: Option<E164>,
+    },
 }
 
 /// The person's answer to a held INVITE, once stored.

@@ -715,6 +715,7 @@ mod holding {
             id,
             GateVerdict::Hold {
                 request_id: "req-1".into(),
+                caller_id_override: None,
             },
             net.now,
         );
@@ -877,6 +878,7 @@ mod holding {
             &id,
             GateVerdict::Hold {
                 request_id: "late".into(),
+                caller_id_override: None,
             },
             net.now,
         );
@@ -1015,6 +1017,7 @@ mod early_media {
             &id,
             GateVerdict::Hold {
                 request_id: "req-em".into(),
+                caller_id_override: None,
             },
             net.now,
         );
@@ -1084,6 +1087,7 @@ mod early_media {
             &id,
             GateVerdict::Hold {
                 request_id: "req-em3".into(),
+                caller_id_override: None,
             },
             net.now,
         );
@@ -1098,5 +1102,150 @@ mod early_media {
             [603]
         );
         assert_eq!(asked.lock().unwrap().dropped, 1);
+    }
+}
+
+// ---- caller ID: the person's number, flags, the record ----
+
+mod caller_id {
+    use super::*;
+    use crate::b2bua::hold::{GateQuery, GateVerdict, HoldAnswer};
+    use crate::consent::E164;
+    use crate::store::caller_ids::CallerIdFlag;
+
+    /// Two pool numbers local to the callee (area code 212), a default,
+    /// and enterprise `ent-1` as the gate's default.
+    const CALLER_ID: &str = "[caller_id]\nglobal_default = \"+18005550100\"\n\
+         [[caller_id.enterprises]]\nid = \"ent-1\"\ndefault_number = \"+12125550100\"\n\
+         [[caller_id.enterprises.pool]]\nnumber = \"+12125550122\"\nattest = \"A\"\n\
+         [[caller_id.enterprises.pool]]\nnumber = \"+12125550123\"\nattest = \"A\"\n";
+    const CALLEE: &str = "+12125550143";
+
+    fn n(text: &str) -> E164 {
+        E164::from_e164(text).unwrap()
+    }
+
+    /// An INVITE to the New York callee.
+    fn invite_ny(call_id: &str, extra: &str) -> String {
+        invite(call_id, extra).replace("+15551230001", CALLEE)
+    }
+
+    /// The number the trunk INVITE shows in From.
+    fn shown(b_invite: &Message) -> String {
+        crate::callerid::user_part(b_invite.get(&Name::From).unwrap()).unwrap()
+    }
+
+    /// Sends a gated INVITE and returns its hold id.
+    fn decide(net: &mut Net, call_id: &str) -> String {
+        net.send(PBX, &invite_ny(call_id, ""));
+        match net.core.poll_gate_query() {
+            Some(GateQuery::Decide(req)) => req.hold_id,
+            other => panic!("expected a decision query, got {other:?}"),
+        }
+    }
+
+    /// The trunk refuses the call, which ends it: its record comes out.
+    fn end(net: &mut Net, b_invite: &Message) -> crate::store::CallRecord {
+        net.send_msg(TRUNK, &answer(b_invite, 486, "Busy Here"));
+        net.core.poll_record().unwrap()
+    }
+
+    #[test]
+    fn the_persons_number_wins_over_local_presence_and_is_recorded() {
+        let gated = format!("[gate]\ndefault_enterprise = \"ent-1\"\n{CALLER_ID}");
+        let mut net = Net::new(&gated);
+
+        // Forwarded at once (a consent covers now).
+        let id = decide(&mut net, "o1");
+        net.core.handle_gate_verdict(
+            &id,
+            GateVerdict::Forward {
+                decision: "consented",
+                consent_id: Some("c-1".into()),
+                caller_id_override: Some(n("+12125550199")),
+            },
+            net.now,
+        );
+        let b = to(&net.collect(), TRUNK).remove(0);
+        assert_eq!(shown(&b), "+12125550199");
+        let record = end(&mut net, &b);
+        assert_eq!(record.caller_id_number.as_deref(), Some("+12125550199"));
+        assert_eq!(record.caller_id_rule.as_deref(), Some("person_override"));
+        assert_eq!(
+            record.caller_id_why.as_deref(),
+            Some("person override +12125550199")
+        );
+        assert_eq!(record.identity_origid, None, "signing is off");
+
+        // Held first: the number read with the decision is kept for the
+        // forward the answer "now" makes.
+        let id = decide(&mut net, "o2");
+        net.core.handle_gate_verdict(
+            &id,
+            GateVerdict::Hold {
+                request_id: "req-o2".into(),
+                caller_id_override: Some(n("+12125550198")),
+            },
+            net.now,
+        );
+        net.collect();
+        assert!(net
+            .core
+            .handle_hold_answer(&id, HoldAnswer::Now, chrono::Utc::now(), net.now));
+        let b = to(&net.collect(), TRUNK).remove(0);
+        assert_eq!(shown(&b), "+12125550198");
+        assert_eq!(
+            end(&mut net, &b).caller_id_rule.as_deref(),
+            Some("person_override")
+        );
+
+        // Without one, local presence chooses, and the record says why.
+        let id = decide(&mut net, "o3");
+        net.core.handle_gate_verdict(
+            &id,
+            GateVerdict::Forward {
+                decision: "consented",
+                consent_id: None,
+                caller_id_override: None,
+            },
+            net.now,
+        );
+        let b = to(&net.collect(), TRUNK).remove(0);
+        assert_eq!(shown(&b), "+12125550122");
+        let record = end(&mut net, &b);
+        assert_eq!(record.caller_id_rule.as_deref(), Some("local_presence"));
+        let why = record.caller_id_why.unwrap_or_default();
+        assert!(why.starts_with("no person override; "), "{why}");
+    }
+
+    #[test]
+    fn a_flagged_pool_number_is_not_chosen_until_unflagged() {
+        // Ungated: the enterprise comes from the PBX's header.
+        let mut net = Net::new(&format!("[gate]\nenabled = false\n{CALLER_ID}"));
+        let enterprise = "X-Slotgate-Enterprise: ent-1\r\n";
+        let place = |net: &mut Net, call_id: &str| {
+            let out = net.send(PBX, &invite_ny(call_id, enterprise));
+            let Some(b) = to(&out, TRUNK).into_iter().next() else {
+                panic!("nothing reached the trunk: {out:#?}");
+            };
+            let number = shown(&b);
+            end(net, &b);
+            number
+        };
+        // Unflagged, the two equally local numbers take turns.
+        assert_eq!(place(&mut net, "f1"), "+12125550122");
+        assert_eq!(place(&mut net, "f2"), "+12125550123");
+        let now = chrono::Utc::now();
+        net.core.set_caller_id_flags(&[CallerIdFlag {
+            number: n("+12125550122"),
+            flagged_until: now + chrono::TimeDelta::hours(1),
+            updated_at: now,
+        }]);
+        // Flagged, the other is chosen every time.
+        assert_eq!(place(&mut net, "f3"), "+12125550123");
+        assert_eq!(place(&mut net, "f4"), "+12125550123");
+        // The store's flags replace the core's: an empty set unflags.
+        net.core.set_caller_id_flags(&[]);
+        assert_eq!(place(&mut net, "f5"), "+12125550122");
     }
 }

@@ -54,7 +54,8 @@ pub struct CallContext {
     pub pbx_pai: Option<String>,
     /// Identity header values the PBX sent.
     pub pbx_identity: Vec<String>,
-    /// A number set on the person for this enterprise (not stored yet).
+    /// A number set on the person for this enterprise (read by the gate
+    /// with the callee's facts; `None` for calls the gate did not read).
     pub person_override: Option<E164>,
 }
 
@@ -305,6 +306,12 @@ impl CallerId {
 
     pub fn unflag(&mut self, number: &E164) {
         self.pool.unflag(number);
+    }
+
+    /// Makes `flags` (number, resting until) the only flags: those stored
+    /// are the truth, and a flag lifted in the store is lifted here.
+    pub fn set_flags(&mut self, flags: &[(E164, DateTime<Utc>)]) {
+        self.pool.set_flags(flags);
     }
 }
 

@@ -144,6 +144,20 @@ impl PoolState {
         }
     }
 
+    /// Replaces every flag with `flags` (number, resting until), keeping
+    /// answer rates and rotation.
+    pub fn set_flags(&mut self, flags: &[(E164, DateTime<Utc>)]) {
+        for state in self.numbers.values_mut() {
+            state.flagged_until = None;
+        }
+        for (number, until) in flags {
+            self.numbers
+                .entry(number.clone())
+                .or_default()
+                .flagged_until = Some(*until);
+        }
+    }
+
     /// Records how a call shown with `number` ended.
     pub fn record(&mut self, number: &E164, answered: bool, policy: &HealthPolicy) {
         let state = self.numbers.entry(number.clone()).or_default();

@@ -652,6 +652,9 @@ pub(crate) struct AskFacts {
     pub do_not_call: Option<Option<String>>,
     pub person_id: Option<String>,
     pub subscription: Option<Subscription>,
+    /// The number the person is called from for this enterprise, if set
+    /// (read here so the gate learns it without another statement).
+    pub caller_id_override: Option<E164>,
 }
 
 impl AskFacts {

@@ -219,6 +219,7 @@ macro_rules! consent_queries {
                 "DELETE FROM api_keys WHERE enterprise_id = $1",
                 "DELETE FROM do_not_call WHERE enterprise_id = $1",
                 "DELETE FROM prompt_templates WHERE enterprise_id = $1",
+                "DELETE FROM caller_id_overrides WHERE enterprise_id = $1",
                 "DELETE FROM enterprises WHERE id = $1",
             ] {
                 sqlx::query(sql)
@@ -657,6 +658,9 @@ macro_rules! consent_queries {
                    (SELECT MIN(d.enterprise_id) FROM do_not_call d \
                      WHERE d.number = $2 AND d.enterprise_id IN ('', $1)) AS dnc_scope, \
                    (SELECT person_id FROM owner) AS person_id, \
+                   (SELECT o.number FROM caller_id_overrides o \
+                     WHERE o.enterprise_id = $1 \
+                       AND o.person_id = (SELECT person_id FROM owner)) AS caller_id_override, \
                    s.status AS subscription_status, s.since, s.until \
                  FROM enterprises e \
                  LEFT JOIN subscriptions s \
@@ -690,6 +694,13 @@ macro_rules! consent_queries {
                         .map(|scope| (!scope.is_empty()).then_some(scope)),
                     person_id,
                     subscription,
+                    caller_id_override: row
+                        .try_get::<Option<String>, _>("caller_id_override")?
+                        .map(|text| {
+                            E164::from_e164(&text)
+                                .map_err(|e| decode_error("caller_id_override", e))
+                        })
+                        .transpose()?,
                 })
             })()
             .map_err(query_error(CONTEXT))?;

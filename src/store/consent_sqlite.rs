@@ -58,3 +58,4 @@ async fn notify_hold(
 }
 
 hold_queries!();
+caller_id_queries!();

@@ -76,6 +76,9 @@ pub struct CalleeFacts {
     pub subscription: Option<Subscription>,
     /// The enterprise's consents for the number, newest first.
     pub consents: Vec<Consent>,
+    /// The number the person is called from for this enterprise, if the
+    /// operator set one (rule 1 of the caller ID chain).
+    pub caller_id_override: Option<E164>,
 }
 
 /// Hold ids whose answers were stored, as they come.
@@ -140,8 +143,8 @@ impl Store {
         let _ = self.holds.send(hold_id);
     }
 
-    /// Trust, do-not-call, subscription and consents of the callee for the
-    /// enterprise; `None` when the enterprise does not exist.
+    /// Trust, do-not-call, subscription, consents and caller ID override
+    /// of the callee for the enterprise; `None` when the enterprise does not exist.
     pub async fn callee_facts(
         &self,
         enterprise_id: &str,
@@ -157,6 +160,7 @@ impl Store {
             person_id: ask.person_id,
             subscription: ask.subscription,
             consents,
+            caller_id_override: ask.caller_id_override,
         }))
     }
 

@@ -25,8 +25,11 @@ mod outbox_queries;
 mod prompt_queries;
 #[macro_use]
 mod hold_queries;
+#[macro_use]
+mod caller_id_queries;
 
 pub mod api;
+pub mod caller_ids;
 mod consent;
 mod consent_postgres;
 mod consent_sqlite;
@@ -93,6 +96,16 @@ pub struct CallRecord {
     pub gate_decision: Option<String>,
     /// The consent request the call was held for, if any.
     pub consent_request_id: Option<String>,
+    /// The number the trunk leg showed, when the caller ID chain chose one.
+    pub caller_id_number: Option<String>,
+    /// The rule of the chain that decided (`person_override`,
+    /// `local_presence` … `unchanged`); `None` without caller ID.
+    pub caller_id_rule: Option<String>,
+    /// Why: one clause per rule tried, so the record says why the earlier
+    /// rules did not apply.
+    pub caller_id_why: Option<String>,
+    /// The `origid` of the PASSporT that signed the call, if one did.
+    pub identity_origid: Option<String>,
 }
 
 /// Why a store operation failed.
@@ -143,6 +156,9 @@ pub struct Store {
     /// Carries the id of a hold whose answer was stored in this process
     /// (and, on PostgreSQL, on any node: see `holds`).
     holds: tokio::sync::broadcast::Sender<String>,
+    /// Wakes the SIP loop's flag reader after a caller ID flag is written
+    /// (see `caller_ids`).
+    caller_id_flags: Arc<tokio::sync::Notify>,
 }
 
 #[derive(Debug, Clone)]
@@ -177,6 +193,7 @@ impl Store {
             webhooks: Arc::default(),
             prompts: Arc::default(),
             holds: tokio::sync::broadcast::channel(holds::WAKE_CAPACITY).0,
+            caller_id_flags: Arc::default(),
         })
     }
 

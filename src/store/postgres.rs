@@ -16,7 +16,7 @@ static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
 
 const COLUMNS: &str = "id, a_call_id, b_call_id, source, from_uri, to_uri, request_uri, \
      started_at, answered_at, ended_at, final_status, reason, ended_by, gate_decision, \
-     consent_request_id";
+     consent_request_id, caller_id_number, caller_id_rule, caller_id_why, identity_origid";
 
 pub(super) async fn connect(url: &str) -> Result<PgPool, StoreError> {
     let connect_error = |cause| StoreError::Connect {
@@ -57,7 +57,8 @@ pub(super) async fn insert_calls(pool: &PgPool, records: &[CallRecord]) -> Resul
         "INSERT INTO calls ({COLUMNS}) \
          SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], \
            $6::text[], $7::text[], $8::timestamptz[], $9::timestamptz[], $10::timestamptz[], \
-           $11::int4[], $12::text[], $13::text[], $14::text[], $15::text[]) \
+           $11::int4[], $12::text[], $13::text[], $14::text[], $15::text[], $16::text[], \
+           $17::text[], $18::text[], $19::text[]) \
          ON CONFLICT (id) DO NOTHING"
     );
     // One statement is atomic on its own: the batch lands whole or not at all.
@@ -92,6 +93,10 @@ pub(super) async fn insert_calls(pool: &PgPool, records: &[CallRecord]) -> Resul
         .bind(optional_text(|r| r.ended_by.as_deref()))
         .bind(optional_text(|r| r.gate_decision.as_deref()))
         .bind(optional_text(|r| r.consent_request_id.as_deref()))
+        .bind(optional_text(|r| r.caller_id_number.as_deref()))
+        .bind(optional_text(|r| r.caller_id_rule.as_deref()))
+        .bind(optional_text(|r| r.caller_id_why.as_deref()))
+        .bind(optional_text(|r| r.identity_origid.as_deref()))
         .execute(pool)
         .await
         .map_err(StoreError::query("inserting call records"))?;
@@ -156,5 +161,9 @@ fn record_from_row(row: &PgRow) -> Result<CallRecord, sqlx::Error> {
         ended_by: row.try_get("ended_by")?,
         gate_decision: row.try_get("gate_decision")?,
         consent_request_id: row.try_get("consent_request_id")?,
+        caller_id_number: row.try_get("caller_id_number")?,
+        caller_id_rule: row.try_get("caller_id_rule")?,
+        caller_id_why: row.try_get("caller_id_why")?,
+        identity_origid: row.try_get("identity_origid")?,
     })
 }

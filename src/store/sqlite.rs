@@ -23,7 +23,7 @@ const TIME_FORMAT: &str = "%Y-%m-%dT%H:%M:%S%.6fZ";
 
 const COLUMNS: &str = "id, a_call_id, b_call_id, source, from_uri, to_uri, request_uri, \
      started_at, answered_at, ended_at, final_status, reason, ended_by, gate_decision, \
-     consent_request_id";
+     consent_request_id, caller_id_number, caller_id_rule, caller_id_why, identity_origid";
 
 /// `rest` is what follows `sqlite:` in the URL (`//PATH`, `PATH`, `:memory:`).
 pub(super) async fn connect(rest: &str) -> Result<SqlitePool, StoreError> {
@@ -88,7 +88,7 @@ pub(super) async fn insert_calls(
     const CONTEXT: &str = "inserting call records";
     // One multi-row statement per chunk: every statement is a round trip to
     // the SQLite worker thread (a futex wake on each side), which under load
-    // cost more than the insert itself. 256 rows x 15 columns stays far
+    // cost more than the insert itself. 256 rows x 19 columns stays far
     // below SQLite's bound-parameter limit.
     const ROWS_PER_STATEMENT: usize = 256;
     // IMMEDIATE takes the write lock up front, where the busy timeout
@@ -115,7 +115,11 @@ pub(super) async fn insert_calls(
                 .push_bind(storable_text(&r.reason))
                 .push_bind(r.ended_by.as_deref().map(storable_text))
                 .push_bind(r.gate_decision.as_deref().map(storable_text))
-                .push_bind(r.consent_request_id.as_deref().map(storable_text));
+                .push_bind(r.consent_request_id.as_deref().map(storable_text))
+                .push_bind(r.caller_id_number.as_deref().map(storable_text))
+                .push_bind(r.caller_id_rule.as_deref().map(storable_text))
+                .push_bind(r.caller_id_why.as_deref().map(storable_text))
+                .push_bind(r.identity_origid.as_deref().map(storable_text));
         });
         insert.push(" ON CONFLICT (id) DO NOTHING");
         insert
@@ -195,6 +199,10 @@ fn record_from_row(row: &SqliteRow) -> Result<CallRecord, sqlx::Error> {
         ended_by: row.try_get("ended_by")?,
         gate_decision: row.try_get("gate_decision")?,
         consent_request_id: row.try_get("consent_request_id")?,
+        caller_id_number: row.try_get("caller_id_number")?,
+        caller_id_rule: row.try_get("caller_id_rule")?,
+        caller_id_why: row.try_get("caller_id_why")?,
+        identity_origid: row.try_get("identity_origid")?,
     })
 }
 
