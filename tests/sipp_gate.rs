@@ -486,7 +486,7 @@ fn no_reply_within_the_window_passes_the_call_when_the_campaign_says_so() {
             name: "no reply, pass",
             callee: ASKED,
             enterprise: Enterprise::Trusted,
-            gate: gate(&["hold_window_secs = 1", "on_no_reply = \"pass\""]),
+            gate: gate(&["hold_window_secs = 3", "on_no_reply = \"pass\""]),
             auto_reply: "none",
             pbx_scenario: "pbx_call_bye.xml",
             trunk_scenario: Some("trunk_answer.xml"),
