@@ -9,6 +9,7 @@
 
 use chrono::{DateTime, Utc};
 
+use super::group_commit::Creation;
 use super::{Engine, Store};
 use crate::consent::{Consent, ConsentRequest, NewConsentRequest, E164};
 use crate::store::ConsentStoreError;
@@ -72,7 +73,24 @@ impl Store {
                 }
             }
         };
-        if on_engine!(self, insert_request(&request, Some(&details)))? {
+        let (request, stored) = match &self.engine {
+            // Written with the creations queued at the same time, in one
+            // transaction (see `group_commit`); answered as if alone.
+            Engine::Sqlite(pool) => {
+                let creation = Creation {
+                    request,
+                    details: details.clone(),
+                };
+                let request = creation.request.clone();
+                (request, self.creations.insert(pool, creation).await?)
+            }
+            Engine::Postgres(pool) => {
+                let stored =
+                    super::consent_postgres::insert_request(pool, &request, Some(&details)).await?;
+                (request, stored)
+            }
+        };
+        if stored {
             self.wake_webhooks();
             self.wake_prompts();
             return Ok(Created::New(request));

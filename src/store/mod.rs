@@ -30,6 +30,7 @@ pub mod api;
 mod consent;
 mod consent_postgres;
 mod consent_sqlite;
+mod group_commit;
 pub mod holds;
 mod key_cache;
 mod outbox;
@@ -114,6 +115,10 @@ pub enum StoreError {
         context: &'static str,
         cause: sqlx::Error,
     },
+    /// The task that writes batched creations ended (its runtime shut
+    /// down) before it answered; whether the write landed is unknown.
+    #[error("the batched writer stopped before answering")]
+    WriterStopped,
     /// The URL names no engine slotgate supports.
     #[error(
         "unsupported database URL scheme {scheme:?}: use sqlite://PATH (created on first run) \
@@ -143,6 +148,9 @@ pub struct Store {
     /// Carries the id of a hold whose answer was stored in this process
     /// (and, on PostgreSQL, on any node: see `holds`).
     holds: tokio::sync::broadcast::Sender<String>,
+    /// API consent-request creations waiting to be written together (SQLite
+    /// only, see `group_commit`).
+    creations: Arc<group_commit::GroupCommit>,
 }
 
 #[derive(Debug, Clone)]
@@ -177,6 +185,7 @@ impl Store {
             webhooks: Arc::default(),
             prompts: Arc::default(),
             holds: tokio::sync::broadcast::channel(holds::WAKE_CAPACITY).0,
+            creations: Arc::default(),
         })
     }
 
