@@ -485,6 +485,36 @@ async fn the_same_idempotency_key_gives_the_same_request() {
     assert_eq!(api.count("consent_requests").await, 2);
 }
 
+/// A CRM that retries without waiting for its first attempt sends the
+/// same key while the first is still being written: one request is made
+/// and every attempt is answered with it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_idempotency_key_sent_at_once_gives_one_request() {
+    let api = Api::start().await;
+    let acme = api.tenant("ACME", ANN).await;
+    let mut attempts = tokio::task::JoinSet::new();
+    for _ in 0..12 {
+        let request = api
+            .client
+            .post(api.url("/v1/consent-requests"))
+            .bearer_auth(&acme.key)
+            .header("Idempotency-Key", "crm-job-7")
+            .json(&ask(ANN));
+        attempts.spawn(async move {
+            let response = request.send().await.unwrap();
+            let replayed = response.headers().contains_key("idempotent-replayed");
+            let (status, body) = read(response).await;
+            assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+            (body["id"].as_str().unwrap().to_string(), replayed)
+        });
+    }
+    let answers = attempts.join_all().await;
+    assert!(answers.iter().all(|(id, _)| *id == answers[0].0));
+    assert_eq!(answers.iter().filter(|(_, replayed)| !replayed).count(), 1);
+    assert_eq!(api.count("consent_requests").await, 1);
+    assert_eq!(api.count("api_consent_requests").await, 1);
+}
+
 #[tokio::test]
 async fn refusals_carry_their_code_and_store_nothing() {
     let api = Api::start().await;

@@ -12,6 +12,7 @@ use slotgate::consent::{
     RequestState, Scope, SlotOption, SubscriptionStatus, Transition, TransitionError, TrustStatus,
     Window, E164,
 };
+use slotgate::crm::OutboxFilter;
 use slotgate::store::api::{Created, RequestDetails};
 use slotgate::store::{ConsentStoreError, Store};
 #[macro_use]
@@ -36,6 +37,9 @@ on_both_engines!(
     concurrent_writers_of_a_request_conflict,
     requests_expire_only_after_their_deadline,
     api_requests_are_idempotent_per_enterprise_key,
+    one_idempotency_key_sent_at_once_makes_one_request,
+    a_creation_the_database_refuses_fails_alone,
+    each_persons_events_keep_the_order_of_their_requests,
     do_not_call_lists_refuse_contact,
     dnc_csv_import_reports_each_row,
 );
@@ -1267,4 +1271,189 @@ async fn api_requests_are_idempotent_per_enterprise_key(db: TestDb) {
         .await
         .unwrap()
         .is_empty());
+}
+
+/// Events of the enterprise, oldest first, as (person, request id).
+async fn request_events(store: &Store, enterprise: &str) -> Vec<(String, String)> {
+    let filter = OutboxFilter {
+        state: None,
+        enterprise_id: Some(enterprise.into()),
+        limit: 10_000,
+    };
+    store
+        .webhook_events(&filter)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| {
+            let body: serde_json::Value = serde_json::from_str(&e.payload).unwrap();
+            (
+                e.person_id,
+                body["data"]["id"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+/// Many attempts with one key at once, as from a CRM that retries without
+/// waiting: one request is made, the attempts with its body are answered
+/// with it, those with another body are refused, and one event is queued.
+async fn one_idempotency_key_sent_at_once_makes_one_request(db: TestDb) {
+    let store = db.store().await;
+    let (enterprise, person) = enterprise_and_subscriber(&store, ConsentPolicy::Days(1)).await;
+    let mut attempts = tokio::task::JoinSet::new();
+    for i in 0..16 {
+        let mut details = details(Some("same"));
+        if i % 5 == 4 {
+            details.body_digest = "d2".into();
+        }
+        let (store, new) = (store.clone(), new_request(&enterprise, &person));
+        attempts.spawn(async move {
+            let digest = details.body_digest.clone();
+            (
+                digest,
+                store.create_api_consent_request(new, details, at(1)).await,
+            )
+        });
+    }
+    let (mut new, mut replayed, mut refused) = (Vec::new(), Vec::new(), Vec::new());
+    for (digest, outcome) in attempts.join_all().await {
+        match outcome {
+            Ok(Created::New(r)) => new.push((digest, r)),
+            Ok(Created::Existing(r)) => replayed.push((digest, r)),
+            Err(ConsentStoreError::Invalid {
+                field: "Idempotency-Key",
+                ..
+            }) => refused.push(digest),
+            Err(e) => panic!("unexpected error: {e}"),
+        }
+    }
+    assert_eq!(new.len(), 1);
+    let (winner_digest, winner) = &new[0];
+    for (digest, r) in &replayed {
+        assert_eq!(digest, winner_digest);
+        assert_eq!(r, winner);
+    }
+    assert!(refused.iter().all(|digest| digest != winner_digest));
+    assert_eq!(replayed.len() + refused.len(), 15);
+    assert_eq!(
+        request_events(&store, &enterprise).await,
+        [(person.clone(), winner.id.clone())]
+    );
+}
+
+/// A creation the database refuses while others are written at the same
+/// time (on SQLite, in the same transaction) fails alone.
+async fn a_creation_the_database_refuses_fails_alone(db: TestDb) {
+    let store = db.store().await;
+    let (enterprise, person) = enterprise_and_subscriber(&store, ConsentPolicy::Days(1)).await;
+    if db.url.starts_with("sqlite") {
+        db.execute(
+            "CREATE TRIGGER poison BEFORE INSERT ON api_consent_requests \
+             WHEN NEW.idempotency_key = 'poison' \
+             BEGIN SELECT RAISE(ABORT, 'poisoned key'); END",
+        )
+        .await;
+    } else {
+        db.execute(
+            "CREATE FUNCTION poison() RETURNS trigger LANGUAGE plpgsql AS $$ \
+             BEGIN IF NEW.idempotency_key = 'poison' THEN RAISE EXCEPTION 'poisoned key'; \
+             END IF; RETURN NEW; END $$; \
+             CREATE TRIGGER poison BEFORE INSERT ON api_consent_requests \
+             FOR EACH ROW EXECUTE FUNCTION poison()",
+        )
+        .await;
+    }
+    let mut attempts = tokio::task::JoinSet::new();
+    for i in 0..12 {
+        let key = if i == 6 {
+            "poison".to_string()
+        } else {
+            format!("k{i}")
+        };
+        let (store, new) = (store.clone(), new_request(&enterprise, &person));
+        attempts.spawn(async move {
+            let outcome = store
+                .create_api_consent_request(new, details(Some(&key)), at(1))
+                .await;
+            (key, outcome)
+        });
+    }
+    let mut created = Vec::new();
+    for (key, outcome) in attempts.join_all().await {
+        match outcome {
+            Ok(Created::New(r)) if key != "poison" => created.push(r.id),
+            Err(ConsentStoreError::Store(_)) if key == "poison" => {}
+            other => panic!("{key}: unexpected outcome {other:?}"),
+        }
+    }
+    assert_eq!(created.len(), 11);
+    for id in &created {
+        assert!(store.consent_request(id).await.unwrap().is_some());
+    }
+    let mut in_outbox: Vec<String> = request_events(&store, &enterprise)
+        .await
+        .into_iter()
+        .map(|(_, id)| id)
+        .collect();
+    in_outbox.sort();
+    created.sort();
+    assert_eq!(in_outbox, created);
+}
+
+/// People whose requests are made at the same time (on SQLite, written in
+/// shared transactions) each see their events in the order of their own
+/// requests: the deliverer sends a person's events in outbox order.
+async fn each_persons_events_keep_the_order_of_their_requests(db: TestDb) {
+    let store = db.store().await;
+    let enterprise = store
+        .create_enterprise(&acme(ConsentPolicy::Days(1)), at(0))
+        .await
+        .unwrap();
+    let mut chains = tokio::task::JoinSet::new();
+    for p in 0..6 {
+        let phone = number(&format!("+3361234560{p}"));
+        let person = store
+            .create_person(&[Identifier::Phone(phone.clone())], at(0))
+            .await
+            .unwrap();
+        store
+            .set_subscription(
+                &person.id,
+                &enterprise.id,
+                SubscriptionStatus::Active,
+                at(0),
+            )
+            .await
+            .unwrap();
+        let (store, enterprise) = (store.clone(), enterprise.id.clone());
+        chains.spawn(async move {
+            let mut made = Vec::new();
+            for i in 0..8 {
+                let new = NewConsentRequest {
+                    number: phone.clone(),
+                    ..new_request(&enterprise, &person.id)
+                };
+                let key = format!("{}-{i}", person.id);
+                let created = store
+                    .create_api_consent_request(new, details(Some(&key)), at(1 + i))
+                    .await
+                    .unwrap();
+                made.push((person.id.clone(), created.request().id.clone()));
+            }
+            made
+        });
+    }
+    let chains = chains.join_all().await;
+    let events = request_events(&store, &enterprise.id).await;
+    assert_eq!(events.len(), 6 * 8);
+    for chain in chains {
+        let person = &chain[0].0;
+        let theirs: Vec<(String, String)> = events
+            .iter()
+            .filter(|(p, _)| p == person)
+            .cloned()
+            .collect();
+        assert_eq!(theirs, chain);
+    }
 }

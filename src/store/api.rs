@@ -9,6 +9,7 @@
 
 use chrono::{DateTime, Utc};
 
+use super::group_commit::{Creation, Written};
 use super::{Engine, Store};
 use crate::consent::{Consent, ConsentRequest, NewConsentRequest, E164};
 use crate::store::ConsentStoreError;
@@ -57,13 +58,42 @@ impl Store {
     ) -> Result<Created, ConsentStoreError> {
         // The insert itself detects a reused key (it does nothing), so a
         // first attempt, the common case, pays for no lookup. A refused
-        // attempt looks first: a retry of a request the rules have since
-        // come to refuse still gets the request it made.
+        // attempt looks afterwards: a retry of a request the rules have
+        // since come to refuse still gets the request it made.
         let enterprise_id = new.enterprise_id.clone();
-        let request = match self.prepare_consent_request(new, now).await {
-            Ok(request) => request,
-            Err(refused) => {
-                return match self
+        let written = match &self.engine {
+            // Decided and written with the creations queued at the same
+            // time, in one transaction (see `group_commit`); answered as if
+            // alone.
+            Engine::Sqlite(pool) => {
+                let creation = Creation {
+                    new,
+                    now,
+                    details: details.clone(),
+                };
+                self.creations.insert(pool, creation).await?
+            }
+            Engine::Postgres(pool) => match self.prepare_consent_request(new, now).await {
+                Err(refused) => Written::Refused(refused),
+                Ok(request) => {
+                    if super::consent_postgres::insert_request(pool, &request, Some(&details))
+                        .await?
+                    {
+                        Written::Stored(Box::new(request))
+                    } else {
+                        Written::KeyTaken
+                    }
+                }
+            },
+        };
+        match written {
+            Written::Stored(request) => {
+                self.wake_webhooks();
+                self.wake_prompts();
+                Ok(Created::New(*request))
+            }
+            Written::Refused(refused) => {
+                match self
                     .request_by_idempotency_key(&enterprise_id, &details)
                     .await?
                 {
@@ -71,21 +101,17 @@ impl Store {
                     None => Err(refused),
                 }
             }
-        };
-        if on_engine!(self, insert_request(&request, Some(&details)))? {
-            self.wake_webhooks();
-            self.wake_prompts();
-            return Ok(Created::New(request));
+            // Another attempt with the same key was stored first: answer
+            // with its request.
+            Written::KeyTaken => self
+                .request_by_idempotency_key(&enterprise_id, &details)
+                .await?
+                .map(Created::Existing)
+                .ok_or_else(|| ConsentStoreError::Invalid {
+                    field: "Idempotency-Key",
+                    reason: "the key is in use by a request that cannot be read".into(),
+                }),
         }
-        // Another attempt with the same key committed in between: answer
-        // with its request.
-        self.request_by_idempotency_key(&enterprise_id, &details)
-            .await?
-            .map(Created::Existing)
-            .ok_or_else(|| ConsentStoreError::Invalid {
-                field: "Idempotency-Key",
-                reason: "the key is in use by a request that cannot be read".into(),
-            })
     }
 
     /// The request made earlier with the same key, if any. The same key

@@ -354,9 +354,8 @@ impl Store {
         number: &E164,
         now: DateTime<Utc>,
     ) -> Result<String, ConsentStoreError> {
-        let facts = on_engine!(self, ask_facts(enterprise_id, number))?
-            .ok_or_else(|| not_found("enterprise", enterprise_id))?;
-        facts.may_ask(now).map_err(ConsentStoreError::Refused)
+        let facts = on_engine!(self, ask_facts(enterprise_id, number))?;
+        allowed_person(facts, enterprise_id, now)
     }
 
     /// Puts a number on the enterprise's list (`Some`) or the global one
@@ -535,29 +534,8 @@ impl Store {
         new: NewConsentRequest,
         now: DateTime<Utc>,
     ) -> Result<ConsentRequest, ConsentStoreError> {
-        let person_id = self
-            .check_can_ask_id(&new.enterprise_id, &new.number, now)
-            .await?;
-        if person_id != new.person_id {
-            return Err(invalid(
-                "person_id",
-                format!("{} belongs to person {person_id}", new.number),
-            ));
-        }
-        if let Some(bad) = new.options.iter().find(|o| o.end <= o.start) {
-            return Err(invalid(
-                "options",
-                format!("the slot {}..{} ends before it starts", bad.start, bad.end),
-            ));
-        }
-        let mut request = ConsentRequest::new(new_id(), new, super::to_micros(now));
-        request.expires_at = super::to_micros(request.expires_at);
-        for o in &mut request.options {
-            o.start = super::to_micros(o.start);
-            o.end = super::to_micros(o.end);
-        }
-        request.version = 1;
-        Ok(request)
+        let facts = on_engine!(self, ask_facts(&new.enterprise_id, &new.number))?;
+        request_from_facts(facts, new, now)
     }
 
     /// Opens a consent request after [`check_can_ask`](Store::check_can_ask)
@@ -673,6 +651,51 @@ impl AskFacts {
             .ensure_active(now)?;
         Ok(person_id)
     }
+}
+
+/// The person `facts` (read for an enterprise, `None` when it does not
+/// exist) allow the enterprise to ask at `now`.
+fn allowed_person(
+    facts: Option<AskFacts>,
+    enterprise_id: &str,
+    now: DateTime<Utc>,
+) -> Result<String, ConsentStoreError> {
+    facts
+        .ok_or_else(|| not_found("enterprise", enterprise_id))?
+        .may_ask(now)
+        .map_err(ConsentStoreError::Refused)
+}
+
+/// The request `new` opens at `now`, if `facts` (read for its enterprise
+/// and number) allow asking and the request itself is sound. No I/O, so
+/// that a batch of creations can be decided inside the transaction that
+/// stores them (see `group_commit`).
+pub(crate) fn request_from_facts(
+    facts: Option<AskFacts>,
+    new: NewConsentRequest,
+    now: DateTime<Utc>,
+) -> Result<ConsentRequest, ConsentStoreError> {
+    let person_id = allowed_person(facts, &new.enterprise_id, now)?;
+    if person_id != new.person_id {
+        return Err(invalid(
+            "person_id",
+            format!("{} belongs to person {person_id}", new.number),
+        ));
+    }
+    if let Some(bad) = new.options.iter().find(|o| o.end <= o.start) {
+        return Err(invalid(
+            "options",
+            format!("the slot {}..{} ends before it starts", bad.start, bad.end),
+        ));
+    }
+    let mut request = ConsentRequest::new(new_id(), new, super::to_micros(now));
+    request.expires_at = super::to_micros(request.expires_at);
+    for o in &mut request.options {
+        o.start = super::to_micros(o.start);
+        o.end = super::to_micros(o.end);
+    }
+    request.version = 1;
+    Ok(request)
 }
 
 /// What [`Store::delete_enterprise`] found.

@@ -675,36 +675,42 @@ macro_rules! consent_queries {
             let Some(row) = row else {
                 return Ok(None);
             };
-            let facts = (|| -> Result<_, sqlx::Error> {
-                let person_id: Option<String> = row.try_get("person_id")?;
-                let subscription = match row.try_get::<Option<String>, _>("subscription_status")? {
-                    Some(status) => Some(Subscription {
-                        person_id: person_id.clone().unwrap_or_default(),
-                        enterprise_id: enterprise_id.to_string(),
-                        status: status.parse().map_err(|e| decode_error("status", e))?,
-                        since: time(&row, "since")?,
-                        until: opt_time(&row, "until")?,
-                    }),
-                    None => None,
-                };
-                Ok(crate::store::consent::AskFacts {
-                    trust: parsed(&row, "status")?,
-                    do_not_call: row
-                        .try_get::<Option<String>, _>("dnc_scope")?
-                        .map(|scope| (!scope.is_empty()).then_some(scope)),
-                    person_id,
-                    subscription,
-                    caller_id_override: row
-                        .try_get::<Option<String>, _>("caller_id_override")?
-                        .map(|text| {
-                            E164::from_e164(&text)
-                                .map_err(|e| decode_error("caller_id_override", e))
-                        })
-                        .transpose()?,
-                })
-            })()
-            .map_err(query_error(CONTEXT))?;
+            let facts = ask_facts_from_row(&row, enterprise_id).map_err(query_error(CONTEXT))?;
             Ok(Some(facts))
+        }
+
+        /// The facts in a row with the columns `status` (the enterprise's),
+        /// `dnc_scope`, `person_id`, `subscription_status`, `since` and
+        /// `until`, as [`ask_facts`] selects them.
+        fn ask_facts_from_row(
+            row: &DbRow,
+            enterprise_id: &str,
+        ) -> Result<crate::store::consent::AskFacts, sqlx::Error> {
+            let person_id: Option<String> = row.try_get("person_id")?;
+            let subscription = match row.try_get::<Option<String>, _>("subscription_status")? {
+                Some(status) => Some(Subscription {
+                    person_id: person_id.clone().unwrap_or_default(),
+                    enterprise_id: enterprise_id.to_string(),
+                    status: status.parse().map_err(|e| decode_error("status", e))?,
+                    since: time(row, "since")?,
+                    until: opt_time(row, "until")?,
+                }),
+                None => None,
+            };
+            Ok(crate::store::consent::AskFacts {
+                trust: parsed(row, "status")?,
+                do_not_call: row
+                    .try_get::<Option<String>, _>("dnc_scope")?
+                    .map(|scope| (!scope.is_empty()).then_some(scope)),
+                person_id,
+                subscription,
+                caller_id_override: row
+                    .try_get::<Option<String>, _>("caller_id_override")?
+                    .map(|text| {
+                        E164::from_e164(&text).map_err(|e| decode_error("caller_id_override", e))
+                    })
+                    .transpose()?,
+            })
         }
 
         pub(crate) async fn remove_do_not_call(

@@ -33,6 +33,7 @@ pub mod caller_ids;
 mod consent;
 mod consent_postgres;
 mod consent_sqlite;
+mod group_commit;
 pub mod holds;
 mod key_cache;
 mod outbox;
@@ -127,6 +128,10 @@ pub enum StoreError {
         context: &'static str,
         cause: sqlx::Error,
     },
+    /// The task that writes batched creations ended (its runtime shut
+    /// down) before it answered; whether the write landed is unknown.
+    #[error("the batched writer stopped before answering")]
+    WriterStopped,
     /// The URL names no engine slotgate supports.
     #[error(
         "unsupported database URL scheme {scheme:?}: use sqlite://PATH (created on first run) \
@@ -159,6 +164,9 @@ pub struct Store {
     /// Wakes the SIP loop's flag reader after a caller ID flag is written
     /// (see `caller_ids`).
     caller_id_flags: Arc<tokio::sync::Notify>,
+    /// API consent-request creations waiting to be written together (SQLite
+    /// only, see `group_commit`).
+    creations: Arc<group_commit::GroupCommit>,
 }
 
 #[derive(Debug, Clone)]
@@ -194,6 +202,7 @@ impl Store {
             prompts: Arc::default(),
             holds: tokio::sync::broadcast::channel(holds::WAKE_CAPACITY).0,
             caller_id_flags: Arc::default(),
+            creations: Arc::default(),
         })
     }
 
