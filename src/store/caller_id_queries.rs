@@ -103,19 +103,15 @@ macro_rules! caller_id_queries {
             enterprise_id: &str,
         ) -> QueryResult<Option<CallerIdOverride>> {
             const CONTEXT: &str = "reading a caller ID override";
-            let row = sqlx::query(
+            fetch_optional(
+                pool,
                 "SELECT person_id, enterprise_id, number, updated_at FROM caller_id_overrides \
                  WHERE person_id = $1 AND enterprise_id = $2",
+                &[person_id, enterprise_id],
+                override_from_row,
+                CONTEXT,
             )
-            .bind(person_id)
-            .bind(enterprise_id)
-            .fetch_optional(pool)
             .await
-            .map_err(query_error(CONTEXT))?;
-            row.as_ref()
-                .map(override_from_row)
-                .transpose()
-                .map_err(query_error(CONTEXT))
         }
 
         /// Flags `number` until `until` (a flag already there is replaced).

@@ -48,16 +48,20 @@ macro_rules! consent_queries {
             text.parse().map_err(|e| decode_error(column, e))
         }
 
-        /// One row or none, selected by one text parameter, decoded by `map`.
+        /// One row or none, selected by text parameters (`$1`, `$2` … in
+        /// order), decoded by `map`.
         async fn fetch_optional<T>(
             pool: &Pool<Db>,
             sql: &str,
-            param: &str,
+            params: &[&str],
             map: fn(&DbRow) -> Result<T, sqlx::Error>,
             context: &'static str,
         ) -> QueryResult<Option<T>> {
-            let row = sqlx::query(sql)
-                .bind(param)
+            let mut query = sqlx::query(sql);
+            for param in params {
+                query = query.bind(*param);
+            }
+            let row = query
                 .fetch_optional(pool)
                 .await
                 .map_err(query_error(context))?;
@@ -103,7 +107,7 @@ macro_rules! consent_queries {
         pub(crate) async fn enterprise(pool: &Pool<Db>, id: &str) -> QueryResult<Option<Enterprise>> {
             const CONTEXT: &str = "reading an enterprise";
             let sql = format!("SELECT {ENTERPRISE_COLUMNS} FROM enterprises WHERE id = $1");
-            fetch_optional(pool, &sql, id, enterprise_from_row, CONTEXT).await
+            fetch_optional(pool, &sql, &[id], enterprise_from_row, CONTEXT).await
         }
 
         fn enterprise_from_row(row: &DbRow) -> Result<Enterprise, sqlx::Error> {
@@ -263,7 +267,7 @@ macro_rules! consent_queries {
         pub(crate) async fn api_key(pool: &Pool<Db>, id: &str) -> QueryResult<Option<ApiKey>> {
             const CONTEXT: &str = "reading an API key";
             let sql = format!("SELECT {API_KEY_COLUMNS} FROM api_keys WHERE id = $1");
-            fetch_optional(pool, &sql, id, api_key_from_row, CONTEXT).await
+            fetch_optional(pool, &sql, &[id], api_key_from_row, CONTEXT).await
         }
 
         /// A key's hash and revocation with its enterprise, in one round
@@ -281,7 +285,7 @@ macro_rules! consent_queries {
             fetch_optional(
                 pool,
                 SQL,
-                id,
+                &[id],
                 |row| {
                     Ok((
                         row.try_get("key_hash")?,
@@ -489,16 +493,14 @@ macro_rules! consent_queries {
             enterprise_id: &str,
         ) -> QueryResult<Option<Subscription>> {
             const CONTEXT: &str = "reading a subscription";
-            let row = sqlx::query(SUBSCRIPTION_QUERY)
-                .bind(person_id)
-                .bind(enterprise_id)
-                .fetch_optional(pool)
-                .await
-                .map_err(query_error(CONTEXT))?;
-            row.as_ref()
-                .map(subscription_from_row)
-                .transpose()
-                .map_err(query_error(CONTEXT))
+            fetch_optional(
+                pool,
+                SUBSCRIPTION_QUERY,
+                &[person_id, enterprise_id],
+                subscription_from_row,
+                CONTEXT,
+            )
+            .await
         }
 
         pub(crate) async fn set_subscription(
@@ -848,7 +850,7 @@ macro_rules! consent_queries {
         pub(crate) async fn consent(pool: &Pool<Db>, id: &str) -> QueryResult<Option<Consent>> {
             const CONTEXT: &str = "reading a consent";
             let sql = format!("SELECT {CONSENT_COLUMNS} FROM consents WHERE id = $1");
-            fetch_optional(pool, &sql, id, consent_from_row, CONTEXT).await
+            fetch_optional(pool, &sql, &[id], consent_from_row, CONTEXT).await
         }
 
         /// Returns false if there is no such consent.

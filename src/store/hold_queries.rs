@@ -231,15 +231,7 @@ macro_rules! hold_queries {
             const CONTEXT: &str = "reading a scheduled callback";
             let sql =
                 format!("SELECT {CALLBACK_COLUMNS} FROM scheduled_callbacks WHERE request_id = $1");
-            let row = sqlx::query(&sql)
-                .bind(request_id)
-                .fetch_optional(pool)
-                .await
-                .map_err(query_error(CONTEXT))?;
-            row.as_ref()
-                .map(callback_from_row)
-                .transpose()
-                .map_err(query_error(CONTEXT))
+            fetch_optional(pool, &sql, &[request_id], callback_from_row, CONTEXT).await
         }
 
         /// Pending callbacks, earliest slot first.

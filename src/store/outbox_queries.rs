@@ -173,7 +173,7 @@ macro_rules! outbox_queries {
             id: &str,
         ) -> QueryResult<Option<OutboxEvent>> {
             let sql = format!("SELECT {OUTBOX_COLUMNS} FROM webhook_outbox WHERE id = $1");
-            fetch_optional(pool, &sql, id, outbox_from_row, "reading a webhook event").await
+            fetch_optional(pool, &sql, &[id], outbox_from_row, "reading a webhook event").await
         }
 
         pub(crate) async fn webhook_events(

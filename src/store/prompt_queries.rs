@@ -204,7 +204,7 @@ macro_rules! prompt_queries {
                 pool,
                 "SELECT id FROM consent_requests WHERE provider_message_id = $1 \
                  ORDER BY created_at DESC LIMIT 1",
-                provider_message_id,
+                &[provider_message_id],
                 |row| row.try_get("id"),
                 CONTEXT,
             )
@@ -223,7 +223,7 @@ macro_rules! prompt_queries {
                 "SELECT id FROM consent_requests WHERE number = $1 AND state <> 'created' \
                    AND provider_message_id IS NOT NULL \
                  ORDER BY created_at DESC, id DESC LIMIT 1",
-                number.as_str(),
+                &[number.as_str()],
                 |row| row.try_get("id"),
                 CONTEXT,
             )
