@@ -5,103 +5,12 @@
 //! `cargo bench --bench core_calls` prints µs per call and the calls/s one
 //! core would sustain if the core were the only cost.
 
-use std::net::SocketAddr;
-use std::time::{Duration, Instant};
-
-use bytes::Bytes;
-use slotgate::b2bua::build::response_to;
-use slotgate::b2bua::Core;
-use slotgate::config::Config;
-use slotgate::sip::framing::frame_datagram;
-use slotgate::sip::message::{Message, Name};
-use slotgate::sip::parse::parse;
-use slotgate::sip::{Peer, Transport};
+mod common;
 
 const CALLS: usize = 50_000;
 
-fn peer(addr: &str) -> Peer {
-    Peer {
-        transport: Transport::Udp,
-        addr: addr.parse().unwrap(),
-    }
-}
-
-fn wire(bytes: &Bytes) -> Message {
-    let f = frame_datagram(bytes, 65535).unwrap();
-    parse(f.head, f.body).unwrap()
-}
-
 fn main() {
-    let config = Config::from_toml_str(
-        "[sip]\nudp_listen = \"127.0.0.1:5060\"\n[trunk]\naddress = \"127.0.0.1:5080\"\noptions_interval_secs = 0\n",
-    )
-    .unwrap();
-    let pbx = peer("127.0.0.1:5062");
-    let trunk = peer("127.0.0.1:5080");
-    let trunk_addr: SocketAddr = trunk.addr;
-    let start = Instant::now();
-    let mut core = Core::new(&config, start, chrono::Utc::now());
-    let sdp = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\n";
-    let mut in_core = Duration::ZERO;
-    let mut now = start;
-    let mut timed = |core: &mut Core, f: &mut dyn FnMut(&mut Core)| {
-        let t = Instant::now();
-        f(core);
-        let out: Vec<_> = std::iter::from_fn(|| core.poll_transmit()).collect();
-        while core.poll_record().is_some() {}
-        in_core += t.elapsed();
-        out
-    };
-    for i in 0..CALLS {
-        now += Duration::from_micros(200);
-        let invite = format!(
-            "INVITE sip:+1555{i:07}@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5062;branch=z9hG4bK-{i}\r\n\
-             Max-Forwards: 70\r\nFrom: \"bench\" <sip:4001@127.0.0.1:5062>;tag=f{i}\r\nTo: <sip:+1555{i:07}@127.0.0.1:5060>\r\n\
-             Call-ID: {i}@bench\r\nCSeq: 1 INVITE\r\nContact: <sip:4001@127.0.0.1:5062>\r\n\
-             Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
-            sdp.len()
-        );
-        let out = timed(&mut core, &mut |c| {
-            c.handle_datagram(pbx, invite.as_bytes(), now)
-        });
-        let b_invite = out
-            .iter()
-            .find(|t| t.peer.addr == trunk_addr)
-            .map(|t| wire(&t.bytes))
-            .expect("B-leg INVITE");
-        let mut ringing = response_to(&b_invite, 180, "Ringing", Some("t"), "uas");
-        ringing.push(Name::Contact, "<sip:gw@127.0.0.1:5080>");
-        let mut ok = response_to(&b_invite, 200, "OK", Some("t"), "uas");
-        ok.push(Name::Contact, "<sip:gw@127.0.0.1:5080>");
-        ok.set_body(Some("application/sdp"), Bytes::from(sdp));
-        let (ringing, ok) = (ringing.to_bytes(), ok.to_bytes());
-        timed(&mut core, &mut |c| c.handle_datagram(trunk, &ringing, now));
-        let out = timed(&mut core, &mut |c| c.handle_datagram(trunk, &ok, now));
-        let a_ok = wire(&out[0].bytes);
-        let to = a_ok.get(&Name::To).unwrap().to_string();
-        let in_dialog = |method: &str, cseq: u32| {
-            format!(
-                "{method} sip:slotgate@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5062;branch=z9hG4bK-{method}-{i}\r\n\
-                 Max-Forwards: 70\r\nFrom: \"bench\" <sip:4001@127.0.0.1:5062>;tag=f{i}\r\nTo: {to}\r\n\
-                 Call-ID: {i}@bench\r\nCSeq: {cseq} {method}\r\nContent-Length: 0\r\n\r\n"
-            )
-        };
-        let ack = in_dialog("ACK", 1);
-        timed(&mut core, &mut |c| {
-            c.handle_datagram(pbx, ack.as_bytes(), now)
-        });
-        let bye = in_dialog("BYE", 2);
-        let out = timed(&mut core, &mut |c| {
-            c.handle_datagram(pbx, bye.as_bytes(), now)
-        });
-        let b_bye = wire(&out[0].bytes);
-        let bye_ok = response_to(&b_bye, 200, "OK", None, "uas").to_bytes();
-        timed(&mut core, &mut |c| c.handle_datagram(trunk, &bye_ok, now));
-        if i % 1000 == 0 {
-            timed(&mut core, &mut |c| c.handle_timeout(now));
-        }
-    }
-    assert_eq!(core.active_calls(), 0, "every call completed");
-    let per_call = in_core.as_secs_f64() * 1e6 / CALLS as f64;
+    let config = common::config("");
+    let per_call = common::answered_call_cost(&config, CALLS, |i| format!("+1555{i:07}"), "");
     println!("core: {CALLS} answered calls, {per_call:.1} µs CPU per call (14 messages), {:.0} calls/s per core", 1e6 / per_call);
 }
