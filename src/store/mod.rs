@@ -27,6 +27,8 @@ mod prompt_queries;
 mod hold_queries;
 #[macro_use]
 mod caller_id_queries;
+#[macro_use]
+mod scheduler_queries;
 
 pub mod api;
 pub mod caller_ids;
@@ -40,6 +42,7 @@ mod outbox;
 mod postgres;
 pub mod prompts;
 mod recorder;
+pub mod scheduler;
 mod sqlite;
 
 use std::borrow::Cow;
