@@ -414,3 +414,46 @@ async fn a_node_killed_mid_dial_leaves_the_callback_unknown(db: TestDb) {
         store.begin_attempt(&id, "node-a", later).await
     ));
 }
+
+/// A second `slotgate run` on the same SQLite file must refuse to start:
+/// two nodes there would claim the same callbacks.
+#[tokio::test]
+async fn a_sqlite_database_takes_a_single_node_lock() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("slotgate.db");
+    let url = format!("sqlite://{}", file.display());
+    let first = Store::connect(&url).await.unwrap();
+    let second = Store::connect(&url).await.unwrap();
+
+    let held = first.lock_single_node().unwrap();
+    let err = second.lock_single_node().unwrap_err();
+    let lock_file = format!("{}.lock", file.display());
+    assert!(
+        matches!(&err, slotgate::store::StoreError::Locked { path, .. } if *path == lock_file),
+        "{err}"
+    );
+    assert!(err.to_string().contains(&lock_file), "{err}");
+    assert!(
+        err.to_string().contains("another slotgate process"),
+        "{err}"
+    );
+
+    // Released with its guard (and by the kernel when a process dies).
+    drop(held);
+    let _again = second.lock_single_node().unwrap();
+
+    // Private in-memory databases need no lock.
+    let memory = Store::connect("sqlite::memory:").await.unwrap();
+    let _a = memory.lock_single_node().unwrap();
+    let _b = memory.lock_single_node().unwrap();
+}
+
+/// PostgreSQL is how several nodes share a database: no lock.
+#[tokio::test]
+async fn postgres_takes_no_single_node_lock() {
+    let schema = common::engines::PgSchema::create();
+    let a = Store::connect(&schema.url).await.unwrap();
+    let b = Store::connect(&schema.url).await.unwrap();
+    let _a = a.lock_single_node().unwrap();
+    let _b = b.lock_single_node().unwrap();
+}
