@@ -47,25 +47,33 @@ macro_rules! scheduler_queries {
         ) -> QueryResult<Vec<ScheduledCallback>> {
             const CONTEXT: &str = "claiming due callbacks";
             let mut tx = begin(pool).await.map_err(query_error(CONTEXT))?;
-            sqlx::query(
-                "UPDATE scheduled_callbacks SET status = 'unknown' \
-                 WHERE status = 'claimed' AND lease_until <= $1 \
-                   AND EXISTS (SELECT 1 FROM callback_attempts a \
-                     WHERE a.callback_id = scheduled_callbacks.id AND a.state = 'dialling')",
-            )
-            .bind(t(now))
-            .execute(&mut *tx)
-            .await
-            .map_err(query_error(CONTEXT))?;
-            sqlx::query(
-                "UPDATE callback_attempts SET state = 'outcome-unknown', finished_at = $1 \
-                 WHERE state = 'dialling' AND callback_id IN \
-                   (SELECT id FROM scheduled_callbacks WHERE status = 'unknown')",
-            )
-            .bind(t(now))
-            .execute(&mut *tx)
-            .await
-            .map_err(query_error(CONTEXT))?;
+            // SKIP LOCKED here too: two claimers recovering the same rows
+            // in different orders could otherwise deadlock; a row skipped is
+            // being recovered by the other.
+            let sql = format!(
+                "UPDATE scheduled_callbacks SET status = 'unknown' WHERE id IN ( \
+                   SELECT c.id FROM scheduled_callbacks c \
+                   WHERE c.status = 'claimed' AND c.lease_until <= $1 \
+                     AND EXISTS (SELECT 1 FROM callback_attempts a \
+                       WHERE a.callback_id = c.id AND a.state = 'dialling'){SKIP_LOCKED}) \
+                 RETURNING id"
+            );
+            let orphaned: Vec<String> = sqlx::query_scalar(&sql)
+                .bind(t(now))
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(query_error(CONTEXT))?;
+            for callback_id in &orphaned {
+                sqlx::query(
+                    "UPDATE callback_attempts SET state = 'outcome-unknown', finished_at = $1 \
+                     WHERE callback_id = $2 AND state = 'dialling'",
+                )
+                .bind(t(now))
+                .bind(callback_id)
+                .execute(&mut *tx)
+                .await
+                .map_err(query_error(CONTEXT))?;
+            }
             let sql = format!(
                 "UPDATE scheduled_callbacks SET status = 'claimed', claimed_by = $1, \
                    lease_until = $2 \
@@ -92,6 +100,14 @@ macro_rules! scheduler_queries {
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(query_error(CONTEXT))?;
             tx.commit().await.map_err(query_error(CONTEXT))?;
+            for callback_id in &orphaned {
+                tracing::warn!(
+                    callback_id = %callback_id,
+                    node,
+                    "a callback's lease ran out while it was dialling: the call may have \
+                     been placed, so it is left as unknown for an operator"
+                );
+            }
             // RETURNING gives rows in no promised order.
             claimed.sort_by(|a, b| (a.slot_start, &a.id).cmp(&(b.slot_start, &b.id)));
             Ok(claimed)
