@@ -226,6 +226,9 @@ async fn run(config: Config) -> anyhow::Result<()> {
     let store = Store::connect(&config.store.url)
         .await
         .context("store.url")?;
+    // Held until `run` returns: a second node on the same SQLite file
+    // refuses to start (see `Store::lock_single_node`).
+    let _single_node = store.lock_single_node()?;
     store.migrate().await.context("applying migrations")?;
     slotgate::serve(config, store, shutdown_signal()).await?;
     Ok(())

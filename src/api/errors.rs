@@ -139,6 +139,7 @@ impl From<ConsentStoreError> for ApiError {
             ConsentStoreError::Invalid { field, reason } => ApiError::invalid(field, reason),
             e @ (ConsentStoreError::Conflict { .. }
             | ConsentStoreError::InUse { .. }
+            | ConsentStoreError::NotClaimed { .. }
             | ConsentStoreError::Transition(_)
             | ConsentStoreError::IdentifierTaken { .. }) => ApiError::Conflict(e.to_string()),
             e @ (ConsentStoreError::Store(_) | ConsentStoreError::KeyHash(_)) => {

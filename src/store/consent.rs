@@ -63,6 +63,15 @@ pub enum ConsentStoreError {
         id: String,
         reason: String,
     },
+    /// A scheduling step was refused: the callback is not claimed by the
+    /// node with a live lease, another attempt is dialling, or the attempt
+    /// has already ended.
+    #[error("{what} {id:?}: {reason}")]
+    NotClaimed {
+        what: &'static str,
+        id: String,
+        reason: String,
+    },
 }
 
 impl ConsentStoreError {

@@ -66,3 +66,4 @@ async fn notify_hold(conn: &mut sqlx::PgConnection, hold_id: &str) -> Result<(),
 
 hold_queries!();
 caller_id_queries!();
+scheduler_queries!();

@@ -60,6 +60,7 @@ async fn notify_hold(
 
 hold_queries!();
 caller_id_queries!();
+scheduler_queries!();
 
 /// Decides and writes a batch of API creations (see `group_commit`) in one
 /// transaction, with one statement per table instead of one per row: on

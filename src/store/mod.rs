@@ -27,6 +27,8 @@ mod prompt_queries;
 mod hold_queries;
 #[macro_use]
 mod caller_id_queries;
+#[macro_use]
+mod scheduler_queries;
 
 pub mod api;
 pub mod caller_ids;
@@ -40,6 +42,8 @@ mod outbox;
 mod postgres;
 pub mod prompts;
 mod recorder;
+pub mod scheduler;
+mod single_node;
 mod sqlite;
 
 use std::borrow::Cow;
@@ -50,6 +54,7 @@ use chrono::{DateTime, Timelike, Utc};
 
 pub use consent::ConsentStoreError;
 pub use recorder::{spawn_recorder, CallRecorder, RecorderHandle, DEFAULT_SHUTDOWN_GRACE};
+pub use single_node::SingleNodeLock;
 
 /// How long a SQLite connection waits for another writer before giving up.
 /// Writers are short batched transactions, so a few seconds covers any real
@@ -133,6 +138,10 @@ pub enum StoreError {
     #[error("the batched writer stopped before answering")]
     WriterStopped,
     /// The URL names no engine slotgate supports.
+    /// Another process holds the single-node lock of the SQLite
+    /// database; `path` names the lock file.
+    #[error("cannot take the single-node lock {path}: {cause}")]
+    Locked { path: String, cause: String },
     #[error(
         "unsupported database URL scheme {scheme:?}: use sqlite://PATH (created on first run) \
          or postgres://USER@HOST:PORT/DB (postgresql:// also works)"
@@ -167,6 +176,9 @@ pub struct Store {
     /// API consent-request creations waiting to be written together (SQLite
     /// only, see `group_commit`).
     creations: Arc<group_commit::GroupCommit>,
+    /// The SQLite database file, for its single-node lock; `None` on
+    /// PostgreSQL and in memory.
+    sqlite_file: Option<Arc<std::path::PathBuf>>,
 }
 
 #[derive(Debug, Clone)]
@@ -186,8 +198,13 @@ impl Store {
     ///   `?options=-c%20search_path%3DNAME`.
     pub async fn connect(url: &str) -> Result<Store, StoreError> {
         let (scheme, rest) = split_scheme(url);
+        let mut sqlite_file = None;
         let engine = match scheme.to_ascii_lowercase().as_str() {
-            "sqlite" => Engine::Sqlite(sqlite::connect(rest).await?),
+            "sqlite" => {
+                let (pool, file) = sqlite::connect(rest).await?;
+                sqlite_file = file.map(Arc::new);
+                Engine::Sqlite(pool)
+            }
             "postgres" | "postgresql" => Engine::Postgres(postgres::connect(url).await?),
             _ => {
                 return Err(StoreError::UnsupportedUrl {
@@ -203,7 +220,20 @@ impl Store {
             holds: tokio::sync::broadcast::channel(holds::WAKE_CAPACITY).0,
             caller_id_flags: Arc::default(),
             creations: Arc::default(),
+            sqlite_file,
         })
+    }
+
+    /// Makes this process the only `slotgate run` on its SQLite database:
+    /// the returned guard holds an exclusive lock on `<db>.lock` until it
+    /// is dropped. Fails, naming the lock file, when another process holds
+    /// it. PostgreSQL (several nodes by design) and in-memory databases
+    /// need no lock.
+    pub fn lock_single_node(&self) -> Result<SingleNodeLock, StoreError> {
+        match &self.sqlite_file {
+            Some(file) => single_node::lock(file),
+            None => Ok(SingleNodeLock::unlocked()),
+        }
     }
 
     /// Brings the schema up to date with the migrations embedded in the

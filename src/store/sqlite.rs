@@ -26,7 +26,10 @@ const COLUMNS: &str = "id, a_call_id, b_call_id, source, from_uri, to_uri, reque
      consent_request_id, caller_id_number, caller_id_rule, caller_id_why, identity_origid";
 
 /// `rest` is what follows `sqlite:` in the URL (`//PATH`, `PATH`, `:memory:`).
-pub(super) async fn connect(rest: &str) -> Result<SqlitePool, StoreError> {
+/// Gives the pool and, for a database in a file, the file's path.
+pub(super) async fn connect(
+    rest: &str,
+) -> Result<(SqlitePool, Option<std::path::PathBuf>), StoreError> {
     let spec = rest.strip_prefix("//").unwrap_or(rest);
     let target = redact_url(&format!("sqlite://{spec}"));
     let connect_error = |cause| StoreError::Connect {
@@ -74,7 +77,11 @@ pub(super) async fn connect(rest: &str) -> Result<SqlitePool, StoreError> {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
     };
-    pool.connect_with(options).await.map_err(connect_error)
+    let file = (!in_memory).then(|| std::path::PathBuf::from(database));
+    Ok((
+        pool.connect_with(options).await.map_err(connect_error)?,
+        file,
+    ))
 }
 
 pub(super) async fn migrate(pool: &SqlitePool) -> Result<(), StoreError> {
