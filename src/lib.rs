@@ -106,7 +106,10 @@ pub async fn serve(
     };
     let mut core = Core::new(&config, std::time::Instant::now(), chrono::Utc::now());
     if config.gate.enabled && config.gate.holds_with_early_media() {
-        core.set_media(Box::new(media::MediaEngine::start(&config.media)?));
+        core.set_media(Box::new(b2bua::anchor::EngineAnchor::new(
+            media::MediaEngine::start(&config.media)?,
+            None,
+        )));
         info!(
             ports = %format!("{}-{}", config.media.port_min, config.media.port_max),
             "media engine started for early media"

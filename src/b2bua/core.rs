@@ -49,6 +49,9 @@ use crate::sip::transaction::{
 use crate::store::caller_ids::CallerIdFlag;
 use crate::store::CallRecord;
 
+#[path = "originate.rs"]
+pub mod originate;
+
 /// Methods slotgate handles, advertised in `Allow`.
 pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, INFO";
 
@@ -229,6 +232,11 @@ enum Role {
         sent: Box<Message>,
         from: Leg,
     },
+    /// An INVITE of a call slotgate places (see `originate`).
+    Placed {
+        call: u64,
+        side: crate::media::relay::Side,
+    },
     /// Requests whose answer changes nothing (CANCEL, teardown BYE).
     Fire,
     Ping,
@@ -240,6 +248,10 @@ enum CallTimer {
     CancelGiveUp,
     /// The hold's window (its id shares the call id space).
     HoldWindow,
+    /// A leg of a placed call rang (or stayed silent) too long.
+    PlacedRing,
+    /// A placed call's closing message should have ended by now.
+    PlacedClose,
 }
 
 struct PbxAuth {
@@ -283,6 +295,10 @@ pub struct Core {
     media: Option<Box<dyn MediaAnchor>>,
     /// Caller ID selection and STIR/SHAKEN signing; `None` when not configured.
     caller_id: Option<crate::callerid::CallerId>,
+    /// Calls slotgate places itself, by number.
+    placed: HashMap<u64, originate::Placed>,
+    by_placed_call_id: HashMap<String, (u64, crate::media::relay::Side)>,
+    placed_events: VecDeque<originate::PlacedEvent>,
 }
 
 impl Core {
@@ -323,6 +339,9 @@ impl Core {
             gate_queries: VecDeque::new(),
             media: None,
             caller_id: crate::callerid::CallerId::from_config(&config.caller_id),
+            placed: HashMap::default(),
+            by_placed_call_id: HashMap::default(),
+            placed_events: VecDeque::new(),
         }
     }
 
@@ -398,7 +417,7 @@ impl Core {
     }
 
     pub fn active_calls(&self) -> usize {
-        self.calls.len() + self.holds.len()
+        self.calls.len() + self.holds.len() + self.placed_calls()
     }
 
     pub fn trunk_up(&self) -> bool {
@@ -477,6 +496,8 @@ impl Core {
                 CallTimer::Resend2xx => self.resend_2xx(call, now),
                 CallTimer::CancelGiveUp => self.cancel_give_up(call, now),
                 CallTimer::HoldWindow => self.hold_window_passed(call, now),
+                CallTimer::PlacedRing => self.placed_ring_timer(call, now),
+                CallTimer::PlacedClose => self.placed_close_timer(call, now),
             }
         }
         if self.health.ping_due(now) {
@@ -486,6 +507,7 @@ impl Core {
 
     /// Ends every call: BYE on answered ones, CANCEL and 503 on ringing ones.
     pub fn terminate_all(&mut self, now: Instant) {
+        self.terminate_placed(now);
         let held: Vec<u64> = self.holds.keys().copied().collect();
         for n in held {
             if let Some(hold) = self.take_hold(n, now) {
@@ -1515,6 +1537,9 @@ impl Core {
 
     fn handle_in_dialog(&mut self, peer: Peer, key: TxKey, msg: Message, now: Instant) {
         let call_id = msg.get(&Name::CallId).unwrap_or_default();
+        if let Some((n, side)) = self.find_placed(call_id) {
+            return self.placed_in_dialog(n, side, key, msg, now);
+        }
         let Some((id, from)) = self.find_call(call_id) else {
             return self.reply(&key, &msg, 481, "Call/Transaction Does Not Exist", now);
         };
@@ -1615,6 +1640,9 @@ impl Core {
         let sent_invite = match self.roles.get(&key) {
             Some(Role::Invite { call }) => self.calls.get(call).map(|c| &c.b_invite),
             Some(Role::Relay { sent, .. }) => Some(&**sent),
+            Some(Role::Placed { call, side }) => {
+                self.placed.get(call).and_then(|p| p.leg_invite(*side))
+            }
             _ => None,
         };
         let ack = match (code, sent_invite) {
@@ -1641,6 +1669,10 @@ impl Core {
             Some(Role::Invite { call }) => {
                 let call = *call;
                 self.on_b_invite_response(call, key, msg, now);
+            }
+            Some(Role::Placed { call, side }) => {
+                let (call, side) = (*call, *side);
+                self.on_placed_response(call, side, key, msg, now);
             }
             Some(Role::Relay { .. }) => {
                 if code >= 200 {
@@ -1679,6 +1711,9 @@ impl Core {
     /// A repeated 2xx from a leg already acknowledged gets the same ACK again.
     fn resend_ack_for_repeated_2xx(&mut self, msg: &Message, cseq: u32) -> bool {
         let call_id = msg.get(&Name::CallId).unwrap_or_default();
+        if let Some((n, side)) = self.find_placed(call_id) {
+            return self.resend_placed_ack(n, side);
+        }
         let Some((id, leg)) = self.find_call(call_id) else {
             return false;
         };
@@ -2059,6 +2094,7 @@ impl Core {
                     self.end_call(call, 200, &reason, from.party(), now);
                 }
             }
+            Some(Role::Placed { call, side }) => self.on_placed_timeout(call, side, now),
             Some(Role::Ping) => {
                 if self.health.on_timeout() {
                     warn!(trunk = %self.trunk.address, "trunk is down: OPTIONS unanswered");

@@ -968,6 +968,13 @@ mod early_media {
             self.0.lock().unwrap().opened.push(offer.port);
             Ok(Box::new(FakeCall(self.0.clone())))
         }
+
+        fn open_bridge(
+            &mut self,
+            _call: u64,
+        ) -> Result<Box<dyn crate::b2bua::anchor::BridgedCall>, MediaError> {
+            Err(MediaError::Stopped)
+        }
     }
 
     impl AnchoredCall for FakeCall {
@@ -1249,3 +1256,5 @@ mod caller_id {
         assert_eq!(place(&mut net, "f5"), "+12125550122");
     }
 }
+
+mod placed;

@@ -6,7 +6,9 @@
 //! sockets and runs them on media threads of their own, apart from the SIP
 //! loop. The SIP side only calls [`MediaEngine`] and [`CallMedia`].
 
+pub mod amd;
 pub mod announcer;
+pub mod bridge;
 pub mod config;
 pub mod engine;
 pub mod g711;
