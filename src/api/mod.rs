@@ -11,6 +11,7 @@ pub mod admin;
 pub mod admin_webhooks;
 pub mod auth;
 pub mod caller_id;
+pub mod campaigns;
 pub mod consent_requests;
 pub mod consents;
 pub mod errors;
@@ -130,6 +131,19 @@ pub fn router_with_sip(
         .route("/v1/consents", get(consents::list_consents))
         .route("/v1/consents/{id}/revoke", post(consents::revoke_consent))
         .route("/v1/people/{id}", get(people::get_person))
+        .route(
+            "/v1/campaigns",
+            post(campaigns::create_campaign).get(campaigns::list_campaigns),
+        )
+        .route(
+            "/v1/campaigns/{id}",
+            get(campaigns::get_campaign)
+                .put(campaigns::update_campaign)
+                .delete(campaigns::delete_campaign),
+        )
+        .route("/v1/campaigns/{id}/agents", put(campaigns::set_agents))
+        .route("/v1/campaigns/{id}/strategy", put(campaigns::set_strategy))
+        .route("/v1/campaigns/{id}/stats", get(campaigns::campaign_stats))
         .route(
             "/admin/v1/enterprises",
             post(admin::create_enterprise).get(admin::list_enterprises),

@@ -6,7 +6,8 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::{
-    admin, admin_webhooks, caller_id, consent_requests, consents, errors, health, people, simulator,
+    admin, admin_webhooks, caller_id, campaigns, consent_requests, consents, errors, health,
+    people, simulator,
 };
 
 #[derive(OpenApi)]
@@ -21,6 +22,14 @@ use super::{
         consents::list_consents,
         consents::revoke_consent,
         people::get_person,
+        campaigns::create_campaign,
+        campaigns::list_campaigns,
+        campaigns::get_campaign,
+        campaigns::update_campaign,
+        campaigns::delete_campaign,
+        campaigns::set_agents,
+        campaigns::set_strategy,
+        campaigns::campaign_stats,
         health::healthz,
         health::readyz,
         admin::create_enterprise,
@@ -65,6 +74,13 @@ use super::{
         people::PersonView,
         people::IdentifierView,
         people::SubscriptionView,
+        campaigns::CreateCampaign,
+        campaigns::UpdateCampaign,
+        campaigns::AgentsBody,
+        campaigns::AgentsView,
+        campaigns::CampaignView,
+        campaigns::CampaignList,
+        campaigns::CampaignStatsView,
         errors::ErrorBody,
         errors::ErrorDetail,
         health::Health,

@@ -10,6 +10,8 @@
 //! - [`forecast`]: answer and handle-time chances learned from recent calls;
 //! - [`predictive`]: how many calls to add now, and the risk of each;
 //! - [`throttle`]: how much risk the abandon budget allows;
+//! - [`strategy`]: a campaign's passes (voice calls, prompts) and which
+//!   one reaches a contact next;
 //! - [`simulation`]: a seeded contact centre in virtual time that drives
 //!   the pacer (and a VICIdial-style baseline) to measure what it achieves.
 
@@ -20,6 +22,7 @@ pub mod forecast;
 pub mod pacer;
 pub mod predictive;
 pub mod simulation;
+pub mod strategy;
 pub mod throttle;
 
 #[cfg(test)]
@@ -34,3 +37,7 @@ pub use events::{
     PreviewId,
 };
 pub use pacer::{Pacer, PacerError, PacerStats, DEFAULT_TRUNK_BACKOFF};
+pub use strategy::{
+    next_step, CallOutcome, DoneReason, NextStep, Outcome, Pass, PassChannel, PassOutcome,
+    Strategy, StrategyError,
+};

@@ -32,6 +32,8 @@ mod scheduler_queries;
 
 pub mod api;
 pub mod caller_ids;
+mod campaign_queries;
+pub mod campaigns;
 mod consent;
 mod consent_postgres;
 mod consent_sqlite;
@@ -52,6 +54,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Timelike, Utc};
 
+pub use campaigns::CampaignStoreError;
 pub use consent::ConsentStoreError;
 pub use recorder::{spawn_recorder, CallRecorder, RecorderHandle, DEFAULT_SHUTDOWN_GRACE};
 pub use single_node::SingleNodeLock;
