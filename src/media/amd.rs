@@ -1,5 +1,5 @@
 //! stub
-#[derive(Debug, Clone, PartialEq, Default, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, serde::Deserialize, serde::Serialize)]
 pub struct AmdSettings {}
 #[derive(Debug, Clone, PartialEq)]
 pub struct Detection {
@@ -12,3 +12,4 @@ pub enum Verdict {
     Person,
     Machine,
 }
+impl AmdSettings { pub fn validate(&self) -> Result<(), std::fmt::Error> { Ok(()) } }

@@ -17,6 +17,8 @@
 
 pub mod abandon;
 pub mod campaign;
+pub mod dial_check;
+pub mod dialer;
 pub mod events;
 pub mod forecast;
 pub mod pacer;

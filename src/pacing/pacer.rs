@@ -165,6 +165,14 @@ impl Pacer {
         }
     }
 
+    /// A pacer that goes on counting abandons from `ledger` (read back
+    /// from the store), so the legal rate survives a restart.
+    pub fn with_ledger(campaign: Campaign, ledger: AbandonLedger) -> Pacer {
+        let mut pacer = Pacer::new(campaign);
+        pacer.ledger = ledger;
+        pacer
+    }
+
     pub fn campaign(&self) -> &Campaign {
         &self.campaign
     }

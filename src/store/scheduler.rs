@@ -56,6 +56,12 @@ pub enum AttemptOutcome {
     /// The call could not be placed (rejected, unreachable): retrying
     /// would fail the same way, so the callback is done.
     Failed,
+    /// An answering machine took the call.
+    Machine,
+    /// The person answered and no agent took them in time.
+    Abandoned,
+    /// No agent took the call before the customer was reached.
+    AgentUnavailable,
 }
 
 impl AttemptOutcome {
@@ -66,6 +72,9 @@ impl AttemptOutcome {
             AttemptOutcome::Busy => "busy",
             AttemptOutcome::NoAnswer => "no-answer",
             AttemptOutcome::Failed => "failed",
+            AttemptOutcome::Machine => "machine",
+            AttemptOutcome::Abandoned => "abandoned",
+            AttemptOutcome::AgentUnavailable => "agent-unavailable",
         }
     }
 
@@ -73,7 +82,10 @@ impl AttemptOutcome {
     /// When to try again is the pacing engine's choice: the store only
     /// makes it claimable.
     pub fn retriable(self) -> bool {
-        matches!(self, AttemptOutcome::Busy | AttemptOutcome::NoAnswer)
+        matches!(
+            self,
+            AttemptOutcome::Busy | AttemptOutcome::NoAnswer | AttemptOutcome::AgentUnavailable
+        )
     }
 }
 
@@ -138,8 +150,63 @@ impl Store {
         outcome: AttemptOutcome,
         now: DateTime<Utc>,
     ) -> Result<Attempt, ConsentStoreError> {
-        on_engine!(self, finish_attempt(attempt_id, outcome, to_micros(now)))
+        let retry_at = outcome.retriable().then_some(now);
+        self.settle_attempt(attempt_id, outcome, retry_at, now).await
     }
+
+    /// Ends a dialling attempt with `outcome`; the callback goes back to
+    /// `pending`, claimable from `retry_at`, or is `done` when `None` (the
+    /// campaign's strategy decides which).
+    pub async fn settle_attempt(
+        &self,
+        attempt_id: &str,
+        outcome: AttemptOutcome,
+        retry_at: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> Result<Attempt, ConsentStoreError> {
+        let retry_at = retry_at.map(to_micros);
+        on_engine!(
+            self,
+            finish_attempt(attempt_id, outcome, retry_at, to_micros(now))
+        )
+    }
+
+    /// Gives back a claimed callback that was not dialled: claimable again
+    /// from `retry_at` (calling hours closed), or, with `None`, settled as
+    /// `dropped` for `reason` (do-not-call, consent revoked at dial time).
+    /// Refused while an attempt is dialling.
+    pub async fn release_callback(
+        &self,
+        callback_id: &str,
+        node: &str,
+        retry_at: Option<DateTime<Utc>>,
+        reason: Option<&str>,
+    ) -> Result<(), ConsentStoreError> {
+        let retry_at = retry_at.map(to_micros);
+        on_engine!(self, release_callback(callback_id, node, retry_at, reason))
+    }
+
+    /// An operator's verdict on a callback left `unknown` by a node that
+    /// died mid-dial: dial again from `redial_at` (having checked with the
+    /// person or the trunk's records), or settle it as `done`.
+    pub async fn resolve_unknown_callback(
+        &self,
+        callback_id: &str,
+        redial_at: Option<DateTime<Utc>>,
+        note: &str,
+    ) -> Result<(), ConsentStoreError> {
+        let redial_at = redial_at.map(to_micros);
+        on_engine!(self, resolve_unknown_callback(callback_id, redial_at, note))
+    }
+
+    /// Callbacks waiting for an operator's verdict, oldest slot first.
+    pub async fn unknown_callbacks(
+        &self,
+        limit: i64,
+    ) -> Result<Vec<ScheduledCallback>, ConsentStoreError> {
+        on_engine!(self, unknown_callbacks(limit.max(0)))
+    }
+
 
     /// Every attempt at a callback, oldest first.
     pub async fn callback_attempts(

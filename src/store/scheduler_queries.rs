@@ -81,6 +81,7 @@ macro_rules! scheduler_queries {
                    SELECT c.id FROM scheduled_callbacks c \
                    WHERE c.slot_start <= $3 \
                      AND (c.status = 'pending' OR (c.status = 'claimed' AND c.lease_until <= $3)) \
+                     AND (c.retry_at IS NULL OR c.retry_at <= $3) \
                      AND NOT EXISTS (SELECT 1 FROM callback_attempts a \
                        WHERE a.callback_id = c.id AND a.state = 'dialling') \
                    ORDER BY c.slot_start, c.id LIMIT $4{SKIP_LOCKED}) \
@@ -201,6 +202,7 @@ macro_rules! scheduler_queries {
             pool: &Pool<Db>,
             attempt_id: &str,
             outcome: AttemptOutcome,
+            retry_at: Option<DateTime<Utc>>,
             now: DateTime<Utc>,
         ) -> QueryResult<Attempt> {
             const CONTEXT: &str = "finishing a callback attempt";
@@ -240,9 +242,10 @@ macro_rules! scheduler_queries {
             // attempt's to settle.
             sqlx::query(
                 "UPDATE scheduled_callbacks SET status = $1, claimed_by = NULL, \
-                   lease_until = NULL WHERE id = $2 AND status = 'claimed'",
+                   lease_until = NULL, retry_at = $2 WHERE id = $3 AND status = 'claimed'",
             )
-            .bind(if outcome.retriable() { "pending" } else { "done" })
+            .bind(if retry_at.is_some() { "pending" } else { "done" })
+            .bind(retry_at.map(t))
             .bind(&attempt.callback_id)
             .execute(&mut *tx)
             .await
@@ -251,6 +254,94 @@ macro_rules! scheduler_queries {
             attempt.state = outcome.as_str().to_string();
             attempt.finished_at = Some(now);
             Ok(attempt)
+        }
+
+        /// Gives back a callback `node` holds without dialling it: to be
+        /// claimed again from `retry_at`, or settled as `dropped` with
+        /// `reason` when `retry_at` is `None`.
+        pub(crate) async fn release_callback(
+            pool: &Pool<Db>,
+            callback_id: &str,
+            node: &str,
+            retry_at: Option<DateTime<Utc>>,
+            reason: Option<&str>,
+        ) -> QueryResult<()> {
+            const CONTEXT: &str = "releasing a claimed callback";
+            let done = sqlx::query(
+                "UPDATE scheduled_callbacks SET status = $1, claimed_by = NULL, \
+                   lease_until = NULL, retry_at = $2, settled_reason = COALESCE($3, settled_reason) \
+                 WHERE id = $4 AND status = 'claimed' AND claimed_by = $5 \
+                   AND NOT EXISTS (SELECT 1 FROM callback_attempts a \
+                     WHERE a.callback_id = $4 AND a.state = 'dialling')",
+            )
+            .bind(if retry_at.is_some() { "pending" } else { "dropped" })
+            .bind(retry_at.map(t))
+            .bind(reason)
+            .bind(callback_id)
+            .bind(node)
+            .execute(pool)
+            .await
+            .map_err(query_error(CONTEXT))?;
+            if done.rows_affected() == 0 {
+                return Err(refused(
+                    "scheduled callback",
+                    callback_id,
+                    format!("not claimed by {node}, or an attempt is dialling"),
+                ));
+            }
+            Ok(())
+        }
+
+        /// An operator's verdict on an `unknown` callback: dial it again
+        /// from `redial_at`, or settle it as `done`.
+        pub(crate) async fn resolve_unknown_callback(
+            pool: &Pool<Db>,
+            callback_id: &str,
+            redial_at: Option<DateTime<Utc>>,
+            note: &str,
+        ) -> QueryResult<()> {
+            const CONTEXT: &str = "resolving an unknown callback";
+            let done = sqlx::query(
+                "UPDATE scheduled_callbacks SET status = $1, retry_at = $2, \
+                   settled_reason = $3, claimed_by = NULL, lease_until = NULL \
+                 WHERE id = $4 AND status = 'unknown'",
+            )
+            .bind(if redial_at.is_some() { "pending" } else { "done" })
+            .bind(redial_at.map(t))
+            .bind(format!("operator: {note}"))
+            .bind(callback_id)
+            .execute(pool)
+            .await
+            .map_err(query_error(CONTEXT))?;
+            if done.rows_affected() == 0 {
+                return Err(refused(
+                    "scheduled callback",
+                    callback_id,
+                    "is not unknown".to_string(),
+                ));
+            }
+            Ok(())
+        }
+
+        /// Callbacks whose outcome is unknown, oldest slot first.
+        pub(crate) async fn unknown_callbacks(
+            pool: &Pool<Db>,
+            limit: i64,
+        ) -> QueryResult<Vec<ScheduledCallback>> {
+            const CONTEXT: &str = "listing unknown callbacks";
+            let sql = format!(
+                "SELECT {CALLBACK_COLUMNS} FROM scheduled_callbacks WHERE status = 'unknown' \
+                 ORDER BY slot_start, id LIMIT $1"
+            );
+            let rows = sqlx::query(&sql)
+                .bind(limit)
+                .fetch_all(pool)
+                .await
+                .map_err(query_error(CONTEXT))?;
+            rows.iter()
+                .map(callback_from_row)
+                .collect::<Result<_, _>>()
+                .map_err(query_error(CONTEXT))
         }
 
         /// Every attempt at a callback, oldest first.

@@ -1,0 +1,812 @@
+//! The dialler: the async shell that turns due callbacks into placed calls.
+//!
+//! It claims due callbacks from the store (leased to this node), offers
+//! them to each campaign's [`Pacer`], and for every dial the pacer asks
+//! for: re-checks consent and do-not-call, commits the attempt, and only
+//! then asks the SIP loop to place the call with the attempt's id in
+//! `X-Slotgate-Attempt`. What the call does comes back as
+//! [`PlacedEvent`]s, which it turns into pacer progress, agent seats,
+//! the attempt's outcome (settled with the campaign's strategy deciding
+//! whether and when to try again) and the campaign's outcome history,
+//! from which the legal abandon rate is read back after a restart.
+//!
+//! The pacer and the core are sans-I/O; everything here that waits on the
+//! store runs on tasks of its own, so a slow commit delays one call, not
+//! the loop. The callback is settled as soon as its outcome is known (at
+//! connect for an answered call), so a lease only has to outlast ringing.
+
+pub mod config;
+mod campaign_run;
+mod outcome;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+use tracing::{debug, info, warn};
+
+use crate::b2bua::core::originate::{
+    LegOrder, PlaceCall, PlaceError, PlacedEvent, PlacedEventKind, PlacedOutcome,
+};
+use crate::consent::{Refusal, E164};
+use crate::media::amd::Verdict;
+use crate::media::Announcement;
+use crate::pacing::dial_check::may_dial;
+use crate::pacing::{CallId, CallProgress, Contact, ContactId, DropReason, PacerEvent};
+use crate::store::holds::ScheduledCallback;
+use crate::store::scheduler::Attempt;
+use crate::store::Store;
+use campaign_run::{CampaignKey, CampaignRun};
+pub use config::{OrderPolicy, PacingConfig};
+
+/// What the dialler asks of the SIP loop, which owns the core.
+#[derive(Debug)]
+pub enum DialCommand {
+    Place {
+        request: PlaceCall,
+        reply: oneshot::Sender<Result<u64, PlaceError>>,
+    },
+    ConnectAgent {
+        call: u64,
+        target: String,
+        context: Vec<(String, String)>,
+    },
+    PlayAndHangUp {
+        call: u64,
+        outcome: PlacedOutcome,
+        message: Option<Arc<Announcement>>,
+    },
+    HangUp {
+        call: u64,
+        outcome: PlacedOutcome,
+    },
+}
+
+/// How often campaign records (agents, strategy, pause) are read again.
+const REFRESH_EVERY: Duration = Duration::from_secs(2);
+
+/// What the store tasks report back to the loop.
+enum Internal {
+    /// The attempt is committed: the call may be placed.
+    Committed {
+        key: CampaignKey,
+        call: CallId,
+        callback: ScheduledCallback,
+        attempt: Attempt,
+        seat: Option<campaign_run::Seat>,
+    },
+    /// Not dialled: refused at dial time, or the claim was lost.
+    NotDialled {
+        key: CampaignKey,
+        call: CallId,
+        callback: ScheduledCallback,
+        refusal: Option<Refusal>,
+        seat: Option<campaign_run::Seat>,
+    },
+}
+
+/// A call whose attempt is committed.
+struct Live {
+    key: CampaignKey,
+    call: CallId,
+    callback: ScheduledCallback,
+    attempt_id: String,
+    core_call: Option<u64>,
+    seat: Option<campaign_run::Seat>,
+    /// The attempt's outcome is in the store.
+    settled: bool,
+    connected: bool,
+}
+
+/// Starts the dialler; it stops when `stop` turns true.
+pub fn spawn(
+    store: Store,
+    config: PacingConfig,
+    sip: mpsc::UnboundedSender<DialCommand>,
+    events: mpsc::UnboundedReceiver<PlacedEvent>,
+    stop: watch::Receiver<bool>,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let (internal_tx, internal_rx) = mpsc::unbounded_channel();
+        let mut dialer = Dialer {
+            store,
+            config,
+            sip,
+            internal: internal_tx,
+            runs: HashMap::new(),
+            claimed: HashMap::new(),
+            live: HashMap::new(),
+            by_core_call: HashMap::new(),
+            by_pacer_call: HashMap::new(),
+            in_commit: 0,
+        };
+        dialer.run(events, internal_rx, stop).await;
+    })
+}
+
+struct Dialer {
+    store: Store,
+    config: PacingConfig,
+    sip: mpsc::UnboundedSender<DialCommand>,
+    internal: mpsc::UnboundedSender<Internal>,
+    runs: HashMap<CampaignKey, CampaignRun>,
+    /// Claimed and offered to a pacer, not dialled yet.
+    claimed: HashMap<String, (CampaignKey, ScheduledCallback)>,
+    /// By attempt id.
+    live: HashMap<String, Live>,
+    by_core_call: HashMap<u64, String>,
+    by_pacer_call: HashMap<(CampaignKey, CallId), String>,
+    /// Dials whose attempt is being committed.
+    in_commit: usize,
+}
+
+impl Dialer {
+    async fn run(
+        &mut self,
+        mut events: mpsc::UnboundedReceiver<PlacedEvent>,
+        mut internal: mpsc::UnboundedReceiver<Internal>,
+        mut stop: watch::Receiver<bool>,
+    ) {
+        info!(node = %self.config.node, "dialler started");
+        let mut next_claim = tokio::time::Instant::now();
+        let mut next_refresh = tokio::time::Instant::now() + REFRESH_EVERY;
+        loop {
+            let pacer_wake = self
+                .runs
+                .values()
+                .filter_map(|r| r.pacer.poll_timeout())
+                .min()
+                .map(|at| {
+                    let wait = (at - Utc::now()).to_std().unwrap_or(Duration::ZERO);
+                    tokio::time::Instant::now() + wait
+                });
+            let wake = [Some(next_claim), Some(next_refresh), pacer_wake]
+                .into_iter()
+                .flatten()
+                .min()
+                .unwrap_or(next_claim);
+            tokio::select! {
+                _ = tokio::time::sleep_until(wake) => {}
+                Some(event) = events.recv() => self.on_placed(event).await,
+                Some(done) = internal.recv() => self.on_internal(done).await,
+                changed = stop.changed() => {
+                    if changed.is_err() || *stop.borrow() {
+                        break;
+                    }
+                }
+            }
+            let now = Utc::now();
+            if tokio::time::Instant::now() >= next_refresh {
+                self.refresh_campaigns(now).await;
+                next_refresh = tokio::time::Instant::now() + REFRESH_EVERY;
+            }
+            if tokio::time::Instant::now() >= next_claim {
+                self.claim(now).await;
+                next_claim = tokio::time::Instant::now() + self.config.claim_every;
+            }
+            self.drive_pacers(now).await;
+        }
+        // Claimed callbacks not dialled go back at once rather than after
+        // their lease: another node may take them now.
+        let claimed: Vec<String> = self.claimed.keys().cloned().collect();
+        for id in claimed {
+            let _ = self
+                .store
+                .release_callback(&id, &self.config.node, Some(Utc::now()), None)
+                .await;
+        }
+        info!("dialler stopped");
+    }
+
+    // ---- claiming ----
+
+    async fn claim(&mut self, now: DateTime<Utc>) {
+        let held = self.claimed.len() + self.in_commit;
+        let room = self.config.claim_batch - held as i64;
+        if room <= 0 {
+            return;
+        }
+        let callbacks = match self
+            .store
+            .claim_due_callbacks(&self.config.node, now, self.config.lease, room)
+            .await
+        {
+            Ok(callbacks) => callbacks,
+            Err(e) => {
+                warn!(error = %e, "cannot claim due callbacks");
+                return;
+            }
+        };
+        if !callbacks.is_empty() {
+            debug!(claimed = callbacks.len(), "due callbacks claimed");
+        }
+        for callback in callbacks {
+            let key = (callback.enterprise_id.clone(), callback.campaign.clone());
+            if !self.runs.contains_key(&key) {
+                match CampaignRun::load(&self.store, &self.config, &key, now).await {
+                    Ok(run) => {
+                        self.runs.insert(key.clone(), run);
+                    }
+                    Err(e) => {
+                        warn!(error = %e, campaign = %key.1, "cannot read the campaign; callback left for later");
+                        self.release(&callback.id, Some(now + chrono::TimeDelta::seconds(30)), None)
+                            .await;
+                        continue;
+                    }
+                }
+            }
+            let Some(run) = self.runs.get_mut(&key) else {
+                continue;
+            };
+            if run.paused() {
+                let later = now + chrono::TimeDelta::seconds(60);
+                self.release(&callback.id, Some(later), None).await;
+                continue;
+            }
+            let number = match E164::parse(&callback.callee, None) {
+                Ok(number) => number,
+                Err(_) => {
+                    warn!(callback = %callback.id, callee = %callback.callee, "callee is not a number; dropped");
+                    self.release(&callback.id, None, Some("bad-number")).await;
+                    continue;
+                }
+            };
+            run.pacer
+                .offer(Contact::for_number(ContactId(callback.id.clone()), &number));
+            self.claimed.insert(callback.id.clone(), (key, callback));
+        }
+    }
+
+    async fn release(&self, callback_id: &str, retry_at: Option<DateTime<Utc>>, reason: Option<&str>) {
+        if let Err(e) = self
+            .store
+            .release_callback(callback_id, &self.config.node, retry_at, reason)
+            .await
+        {
+            warn!(callback = %callback_id, error = %e, "cannot give back a callback");
+        }
+    }
+
+    async fn refresh_campaigns(&mut self, now: DateTime<Utc>) {
+        let keys: Vec<CampaignKey> = self.runs.keys().cloned().collect();
+        for key in keys {
+            match self.store.campaign_for(&key.0, &key.1).await {
+                Ok(record) => {
+                    if let Some(run) = self.runs.get_mut(&key) {
+                        run.refresh(record, &self.config, now);
+                    }
+                }
+                Err(e) => debug!(error = %e, "cannot refresh a campaign"),
+            }
+        }
+    }
+
+    // ---- the pacers ----
+
+    async fn drive_pacers(&mut self, now: DateTime<Utc>) {
+        let keys: Vec<CampaignKey> = self.runs.keys().cloned().collect();
+        for key in keys {
+            let mut events = Vec::new();
+            let mut dials = Vec::new();
+            if let Some(run) = self.runs.get_mut(&key) {
+                run.pacer.handle_timeout(now);
+                while let Some(event) = run.pacer.poll_event() {
+                    events.push(event);
+                }
+                while let Some(dial) = run.pacer.poll_dial(now) {
+                    dials.push(dial);
+                }
+            }
+            for event in events {
+                self.on_pacer_event(&key, event, now).await;
+            }
+            for dial in dials {
+                self.dial(&key, dial.call, dial.contact.id, now);
+            }
+        }
+    }
+
+    /// Commits the attempt on a task of its own; the call is placed when
+    /// the commit is reported back.
+    fn dial(&mut self, key: &CampaignKey, call: CallId, contact: ContactId, now: DateTime<Utc>) {
+        let Some((_, callback)) = self.claimed.remove(&contact.0) else {
+            if let Some(run) = self.runs.get_mut(key) {
+                let _ = run
+                    .pacer
+                    .refuse_dial(call, DropReason::Withdrawn("not claimed".into()));
+            }
+            return;
+        };
+        let seat = match self.runs.get_mut(key) {
+            Some(run) if run.agent_first(&self.config) => match run.take_seat(call) {
+                Some(seat) => Some(seat),
+                None => {
+                    // The pacer counted an agent the seats do not have
+                    // (the count just dropped): try again shortly.
+                    let _ = run
+                        .pacer
+                        .refuse_dial(call, DropReason::Withdrawn("no free agent".into()));
+                    self.claimed.insert(contact.0, (key.clone(), callback));
+                    return;
+                }
+            },
+            _ => None,
+        };
+        self.in_commit += 1;
+        let store = self.store.clone();
+        let node = self.config.node.clone();
+        let internal = self.internal.clone();
+        let key = key.clone();
+        tokio::spawn(async move {
+            let refusal = match E164::parse(&callback.callee, None) {
+                Ok(number) => match store.callee_facts(&callback.enterprise_id, &number).await {
+                    Ok(facts) => may_dial(facts.as_ref(), now).err(),
+                    Err(e) => {
+                        warn!(error = %e, "cannot re-check consent; not dialling now");
+                        let _ = internal.send(Internal::NotDialled {
+                            key,
+                            call,
+                            callback,
+                            refusal: None,
+                            seat,
+                        });
+                        return;
+                    }
+                },
+                Err(_) => Some(Refusal::Declined),
+            };
+            if refusal.is_some() {
+                let _ = internal.send(Internal::NotDialled {
+                    key,
+                    call,
+                    callback,
+                    refusal,
+                    seat,
+                });
+                return;
+            }
+            match store.begin_attempt(&callback.id, &node, Utc::now()).await {
+                Ok(attempt) => {
+                    let _ = internal.send(Internal::Committed {
+                        key,
+                        call,
+                        callback,
+                        attempt,
+                        seat,
+                    });
+                }
+                Err(e) => {
+                    debug!(callback = %callback.id, error = %e, "attempt not begun");
+                    let _ = internal.send(Internal::NotDialled {
+                        key,
+                        call,
+                        callback,
+                        refusal: None,
+                        seat,
+                    });
+                }
+            }
+        });
+    }
+
+    async fn on_internal(&mut self, done: Internal) {
+        self.in_commit = self.in_commit.saturating_sub(1);
+        match done {
+            Internal::NotDialled {
+                key,
+                call,
+                callback,
+                refusal,
+                seat,
+            } => {
+                let run = self.runs.get_mut(&key);
+                if let (Some(run), Some(seat)) = (run, seat) {
+                    run.free_seat(seat, Utc::now());
+                }
+                match refusal {
+                    Some(refusal) => {
+                        info!(callback = %callback.id, %refusal, "not dialled: refused at dial time");
+                        if let Some(run) = self.runs.get_mut(&key) {
+                            let _ = run.pacer.refuse_dial(call, DropReason::Refused(refusal.clone()));
+                        }
+                        self.release(&callback.id, None, Some(refusal.code())).await;
+                        self.record(&key, None, outcome::CallOutcome::Dropped).await;
+                    }
+                    None => {
+                        // The claim was lost (lease ran out) or the store
+                        // failed: the pacer forgets the dial, the callback
+                        // is claimed again when due.
+                        if let Some(run) = self.runs.get_mut(&key) {
+                            let _ = run
+                                .pacer
+                                .refuse_dial(call, DropReason::Withdrawn("claim lost".into()));
+                        }
+                    }
+                }
+            }
+            Internal::Committed {
+                key,
+                call,
+                callback,
+                attempt,
+                seat,
+            } => self.place(key, call, callback, attempt, seat).await,
+        }
+    }
+
+    async fn place(
+        &mut self,
+        key: CampaignKey,
+        call: CallId,
+        callback: ScheduledCallback,
+        attempt: Attempt,
+        seat: Option<campaign_run::Seat>,
+    ) {
+        let Some(run) = self.runs.get(&key) else {
+            return;
+        };
+        let agent_first = run.agent_first(&self.config);
+        let Ok(customer) = E164::parse(&callback.callee, None) else {
+            return;
+        };
+        let target = seat
+            .as_ref()
+            .map(|s| run.seat_target(s, &callback, &self.config));
+        let request = PlaceCall {
+            attempt_id: attempt.id.clone(),
+            order: if agent_first {
+                LegOrder::AgentFirst
+            } else {
+                LegOrder::CustomerFirst
+            },
+            agent_target: target,
+            context: context(&callback, &attempt.id),
+            customer,
+            caller: callback.caller.clone(),
+            enterprise_id: callback.enterprise_id.clone(),
+            campaign: callback.campaign.clone(),
+            ring_timeout: run.ring_timeout(),
+            detection: (!agent_first).then(|| self.config.amd.clone()),
+        };
+        self.by_pacer_call
+            .insert((key.clone(), call), attempt.id.clone());
+        self.live.insert(
+            attempt.id.clone(),
+            Live {
+                key,
+                call,
+                callback,
+                attempt_id: attempt.id.clone(),
+                core_call: None,
+                seat,
+                settled: false,
+                connected: false,
+            },
+        );
+        let (reply, answer) = oneshot::channel();
+        let placed = match self.sip.send(DialCommand::Place { request, reply }) {
+            Ok(()) => answer.await.unwrap_or(Err(PlaceError::Draining)),
+            Err(_) => Err(PlaceError::Draining),
+        };
+        match placed {
+            Ok(core_call) => {
+                self.by_core_call.insert(core_call, attempt.id.clone());
+                if let Some(live) = self.live.get_mut(&attempt.id) {
+                    live.core_call = Some(core_call);
+                }
+            }
+            Err(e) => {
+                warn!(attempt = %attempt.id, error = %e, "call not placed");
+                let outcome = PlacedOutcome::Failed {
+                    code: 503,
+                    retry_after: None,
+                };
+                self.finish(&attempt.id, outcome).await;
+            }
+        }
+    }
+
+    // ---- what calls do ----
+
+    async fn on_placed(&mut self, event: PlacedEvent) {
+        let now = Utc::now();
+        let Some(live) = self.live.get_mut(&event.attempt_id) else {
+            return;
+        };
+        live.core_call = Some(event.call);
+        let (key, call, core_call) = (live.key.clone(), live.call, event.call);
+        self.by_core_call.insert(core_call, event.attempt_id.clone());
+        match event.kind {
+            PlacedEventKind::AgentAnswered => {}
+            PlacedEventKind::CustomerRinging => self.progress(&key, call, CallProgress::Ringing, now),
+            PlacedEventKind::CustomerAnswered => {
+                let agent_first = self
+                    .runs
+                    .get(&key)
+                    .is_some_and(|r| r.agent_first(&self.config));
+                if agent_first {
+                    self.progress(&key, call, CallProgress::AnsweredByPerson, now);
+                }
+            }
+            PlacedEventKind::Detected(Verdict::Person) => {
+                self.progress(&key, call, CallProgress::AnsweredByPerson, now);
+                self.connect_someone(&key, &event.attempt_id, now);
+            }
+            PlacedEventKind::Detected(Verdict::Machine) => {
+                self.progress(&key, call, CallProgress::AnsweredByMachine, now);
+                let message = self
+                    .runs
+                    .get(&key)
+                    .and_then(|r| r.machine_message(&self.config));
+                let _ = self.sip.send(DialCommand::PlayAndHangUp {
+                    call: core_call,
+                    outcome: PlacedOutcome::Machine,
+                    message,
+                });
+            }
+            PlacedEventKind::AgentFailed { .. } => {
+                let seat = self
+                    .live
+                    .get_mut(&event.attempt_id)
+                    .and_then(|l| l.seat.take());
+                if let (Some(run), Some(seat)) = (self.runs.get_mut(&key), seat) {
+                    run.free_seat(seat, now);
+                }
+                self.connect_someone(&key, &event.attempt_id, now);
+            }
+            PlacedEventKind::Connected => {
+                let seat = self.live.get(&event.attempt_id).and_then(|l| l.seat.clone());
+                if let (Some(run), Some(seat)) = (self.runs.get_mut(&key), seat) {
+                    run.seat_busy(&seat, now);
+                    self.progress(&key, call, CallProgress::ConnectedToAgent { agent: seat.agent }, now);
+                }
+                if let Some(live) = self.live.get_mut(&event.attempt_id) {
+                    live.connected = true;
+                }
+                // The person is with an agent: the callback is served, and
+                // its lease no longer matters however long they talk.
+                self.settle(&event.attempt_id, PlacedOutcome::Answered).await;
+            }
+            PlacedEventKind::Ended { outcome, .. } => {
+                if let Some(run) = self.runs.get_mut(&key) {
+                    run.waiting.retain(|a| a != &event.attempt_id);
+                }
+                self.finish(&event.attempt_id, outcome).await;
+            }
+        }
+    }
+
+    /// Customer-first: a person waits; give them a free agent, or let them
+    /// wait for one until the pacer's connect deadline abandons the call.
+    fn connect_someone(&mut self, key: &CampaignKey, attempt_id: &str, now: DateTime<Utc>) {
+        let Some(live) = self.live.get(attempt_id) else {
+            return;
+        };
+        let (call, callback, core_call) = (live.call, live.callback.clone(), live.core_call);
+        let Some(core_call) = core_call else {
+            return;
+        };
+        let Some(run) = self.runs.get_mut(key) else {
+            return;
+        };
+        if !run.uses_agents() {
+            // Agentless: the campaign's message is the call.
+            let message = Some(run.abandon_message(&self.config));
+            let _ = self.sip.send(DialCommand::PlayAndHangUp {
+                call: core_call,
+                outcome: PlacedOutcome::Answered,
+                message,
+            });
+            return;
+        }
+        match run.take_seat(call) {
+            Some(seat) => {
+                let target = run.seat_target(&seat, &callback, &self.config);
+                let _ = self.sip.send(DialCommand::ConnectAgent {
+                    call: core_call,
+                    target,
+                    context: context(&callback, attempt_id),
+                });
+                if let Some(live) = self.live.get_mut(attempt_id) {
+                    live.seat = Some(seat);
+                }
+            }
+            None => {
+                if !run.waiting.iter().any(|a| a == attempt_id) {
+                    run.waiting.push(attempt_id.to_string());
+                }
+            }
+        }
+        let _ = now;
+    }
+
+    fn progress(&mut self, key: &CampaignKey, call: CallId, progress: CallProgress, now: DateTime<Utc>) {
+        if let Some(run) = self.runs.get_mut(key) {
+            if let Err(e) = run.pacer.call_progress(now, call, progress) {
+                debug!(error = %e, "progress for a call the pacer let go");
+            }
+        }
+    }
+
+    async fn on_pacer_event(&mut self, key: &CampaignKey, event: PacerEvent, now: DateTime<Utc>) {
+        match event {
+            PacerEvent::Abandon { call, .. } => {
+                let Some(attempt_id) = self.by_pacer_call.get(&(key.clone(), call)).cloned() else {
+                    return;
+                };
+                let core_call = self.live.get(&attempt_id).and_then(|l| l.core_call);
+                if let Some(run) = self.runs.get_mut(key) {
+                    run.waiting.retain(|a| a != &attempt_id);
+                }
+                let seat = self.live.get_mut(&attempt_id).and_then(|l| l.seat.take());
+                let message = self.runs.get_mut(key).map(|run| {
+                    if let Some(seat) = seat {
+                        run.free_seat(seat, now);
+                    }
+                    run.abandon_message(&self.config)
+                });
+                if let Some(core_call) = core_call {
+                    info!(attempt = %attempt_id, "abandoned: no agent within the connect limit");
+                    let _ = self.sip.send(DialCommand::PlayAndHangUp {
+                        call: core_call,
+                        outcome: PlacedOutcome::Abandoned,
+                        message,
+                    });
+                }
+            }
+            PacerEvent::RingTimeout { call } => {
+                let core_call = self
+                    .by_pacer_call
+                    .get(&(key.clone(), call))
+                    .and_then(|a| self.live.get(a))
+                    .and_then(|l| l.core_call);
+                if let Some(core_call) = core_call {
+                    let _ = self.sip.send(DialCommand::HangUp {
+                        call: core_call,
+                        outcome: PlacedOutcome::NoAnswer,
+                    });
+                }
+            }
+            PacerEvent::PreviewOffered { preview, .. } => {
+                // The agent's preview is the agent-first INVITE itself, with
+                // the customer's details for the screen pop: accept here and
+                // let the agent's answer (or refusal) decide.
+                if let Some(run) = self.runs.get_mut(key) {
+                    let _ = run.pacer.preview_accepted(preview);
+                }
+            }
+            PacerEvent::ContactDeferred { contact, until } => {
+                if self.claimed.remove(&contact.id.0).is_some() {
+                    debug!(callback = %contact.id, %until, "outside calling hours: deferred");
+                    self.release(&contact.id.0, Some(until), None).await;
+                }
+            }
+            PacerEvent::ContactDropped { contact, reason } => {
+                if self.claimed.remove(&contact.0).is_some() {
+                    info!(callback = %contact, reason = reason.code(), "callback dropped");
+                    self.release(&contact.0, None, Some(reason.code())).await;
+                    self.record(key, None, outcome::CallOutcome::Dropped).await;
+                }
+            }
+        }
+    }
+
+    // ---- outcomes ----
+
+    /// Settles the attempt (once) with the strategy's verdict on a retry.
+    async fn settle(&mut self, attempt_id: &str, placed: PlacedOutcome) {
+        let Some(live) = self.live.get_mut(attempt_id) else {
+            return;
+        };
+        if live.settled {
+            return;
+        }
+        live.settled = true;
+        let (key, callback) = (live.key.clone(), live.callback.clone());
+        let now = Utc::now();
+        let strategy = self
+            .runs
+            .get(&key)
+            .map(|r| r.strategy())
+            .unwrap_or_default();
+        let attempt_outcome = outcome::attempt_outcome(placed);
+        let history = match self.store.callback_attempts(&callback.id).await {
+            Ok(attempts) => attempts,
+            Err(e) => {
+                warn!(error = %e, "cannot read the callback's attempts; no retry");
+                Vec::new()
+            }
+        };
+        let retry_at = outcome::retry_at(&strategy, &history, attempt_id, attempt_outcome, now);
+        if let Err(e) = self
+            .store
+            .settle_attempt(attempt_id, attempt_outcome, retry_at, now)
+            .await
+        {
+            warn!(attempt = %attempt_id, error = %e, "cannot record the attempt's outcome");
+        }
+        self.record(&key, Some(attempt_id), outcome::call_outcome(placed))
+            .await;
+    }
+
+    async fn record(&self, key: &CampaignKey, attempt_id: Option<&str>, outcome: outcome::CallOutcome) {
+        if let Err(e) = self
+            .store
+            .record_call_outcome(&key.0, &key.1, attempt_id, outcome, Utc::now())
+            .await
+        {
+            warn!(error = %e, "cannot record a call outcome");
+        }
+    }
+
+    /// The call is over: pacer, seat, store.
+    async fn finish(&mut self, attempt_id: &str, placed: PlacedOutcome) {
+        let now = Utc::now();
+        let Some(live) = self.live.get(attempt_id) else {
+            return;
+        };
+        let (key, call, connected) = (live.key.clone(), live.call, live.connected);
+        let progress = match placed {
+            PlacedOutcome::Busy => CallProgress::Busy,
+            PlacedOutcome::NoAnswer => CallProgress::NoAnswer,
+            PlacedOutcome::Failed { .. } | PlacedOutcome::AgentUnavailable { .. } => {
+                CallProgress::Failed
+            }
+            _ => CallProgress::Ended,
+        };
+        self.progress(&key, call, progress, now);
+        if let PlacedOutcome::Failed { code: 503, retry_after } = placed {
+            if let Some(run) = self.runs.get_mut(&key) {
+                let pause = retry_after.and_then(|d| chrono::TimeDelta::from_std(d).ok());
+                run.pacer.trunk_backoff(now, pause);
+                warn!(?retry_after, "the trunk refused with 503: dialling paused");
+            }
+        }
+        let seat = self.live.get_mut(attempt_id).and_then(|l| l.seat.take());
+        if let (Some(run), Some(seat)) = (self.runs.get_mut(&key), seat) {
+            run.free_seat(seat, now);
+        }
+        // An answered call was settled at connect; its end is the agent's.
+        let settle_as = if connected { PlacedOutcome::Answered } else { placed };
+        self.settle(attempt_id, settle_as).await;
+        if let Some(live) = self.live.remove(attempt_id) {
+            if let Some(core_call) = live.core_call {
+                self.by_core_call.remove(&core_call);
+            }
+            self.by_pacer_call.remove(&(live.key, live.call));
+        }
+        self.serve_waiting(&key, now);
+    }
+
+    /// A seat came free: the longest-waiting person gets it.
+    fn serve_waiting(&mut self, key: &CampaignKey, now: DateTime<Utc>) {
+        let next = self
+            .runs
+            .get_mut(key)
+            .and_then(|r| (!r.waiting.is_empty()).then(|| r.waiting.remove(0)));
+        if let Some(attempt_id) = next {
+            self.connect_someone(key, &attempt_id, now);
+        }
+    }
+}
+
+/// The agent's screen pop: who, why, and which attempt.
+fn context(callback: &ScheduledCallback, attempt_id: &str) -> Vec<(String, String)> {
+    let mut headers = vec![
+        ("X-Slotgate-Customer".to_string(), callback.callee.clone()),
+        (
+            "X-Slotgate-Slot".to_string(),
+            callback.slot_start.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        ),
+        ("X-Slotgate-Campaign".to_string(), callback.campaign.clone()),
+        ("X-Slotgate-Callback".to_string(), callback.id.clone()),
+    ];
+    if let Some(consent) = &callback.consent_id {
+        headers.push(("X-Slotgate-Consent".to_string(), consent.clone()));
+    }
+    let _ = attempt_id;
+    headers
+}
