@@ -577,3 +577,105 @@ async fn run_bridge(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::media::amd::Verdict;
+
+    fn voice(samples: usize) -> Vec<i16> {
+        (0..samples)
+            .map(|n| if n % 16 < 8 { 5_000 } else { -5_000 })
+            .collect()
+    }
+
+    #[test]
+    fn a_gap_in_timestamps_is_heard_as_silence() {
+        let t0 = Instant::now();
+        let mut l = Listening::new(AmdSettings::default(), t0);
+        let mut ts = 1_000u32;
+        // 500 ms of voice in 20 ms packets.
+        for _ in 0..25 {
+            assert_eq!(l.hear(7, ts, &voice(160), t0), None);
+            ts = ts.wrapping_add(160);
+        }
+        // The sender stopped for 900 ms: its next packet says so.
+        let d = l.hear(7, ts.wrapping_add(7_200), &voice(160), t0).unwrap();
+        assert_eq!((d.verdict, d.after_ms), (Verdict::Person, 1_300));
+    }
+
+    #[test]
+    fn late_packets_are_skipped_and_a_new_stream_is_not_a_gap() {
+        let t0 = Instant::now();
+        let mut l = Listening::new(AmdSettings::default(), t0);
+        assert_eq!(l.hear(7, u32::MAX - 159, &voice(160), t0), None);
+        // Timestamps wrap: the next packet is at 0, no gap.
+        assert_eq!(l.hear(7, 0, &voice(160), t0), None);
+        assert_eq!(l.detector.heard_ms(), 40);
+        // A repeat of the first packet is not heard twice.
+        assert_eq!(l.hear(7, u32::MAX - 159, &voice(160), t0), None);
+        assert_eq!(l.detector.heard_ms(), 40);
+        // Another SSRC (the far end restarted its stream): no gap filled.
+        assert_eq!(l.hear(8, 5_000_000, &voice(160), t0), None);
+        assert_eq!(l.detector.heard_ms(), 60);
+        assert_eq!(l.packets, 4);
+    }
+
+    #[test]
+    fn the_deadline_runs_from_the_first_audio_and_counts_quiet_time() {
+        let t0 = Instant::now();
+        let mut l = Listening::new(AmdSettings::default(), t0);
+        let grace = DEADLINE_GRACE;
+        assert_eq!(l.deadline(), t0 + Duration::from_secs(2) + grace);
+        let t1 = t0 + Duration::from_millis(700);
+        l.hear(7, 0, &voice(160), t1);
+        assert_eq!(l.deadline(), t1 + Duration::from_secs(2) + grace);
+        for i in 1..25u32 {
+            l.hear(7, i * 160, &voice(160), t1 + Duration::from_millis(20) * i);
+        }
+        // Nothing since; at the deadline the quiet counts as silence.
+        let d = l.expire(l.deadline());
+        assert_eq!(d.verdict, Verdict::Person);
+        assert_eq!(d.why, "short greeting, then silence");
+        // With no audio at all it is the fallback.
+        let mut none = Listening::new(AmdSettings::default(), t0);
+        let d = none.expire(none.deadline());
+        assert_eq!(d.why, "not sure: too little audio by the decision time");
+    }
+
+    #[test]
+    fn only_the_answered_law_reaches_the_detector() {
+        let format = LegFormat {
+            codec: Codec::Pcma,
+            payload_type: 8,
+            telephone_event: Some(101),
+        };
+        let packet = |pt: u8, payload: &[u8]| {
+            rtp_rs::RtpPacketBuilder::new()
+                .payload_type(pt)
+                .ssrc(9)
+                .sequence(rtp_rs::Seq::from(1))
+                .timestamp(320)
+                .payload(payload)
+                .build()
+                .unwrap()
+        };
+        let mut samples = Vec::new();
+        let alaw = [g711::linear_to_alaw(1_000); 160];
+        assert_eq!(
+            customer_audio(format, &packet(8, &alaw), &mut samples),
+            Some((9, 320))
+        );
+        assert_eq!(samples.len(), 160);
+        assert!(samples.iter().all(|s| (*s - 1_000).abs() < 40));
+        assert_eq!(
+            customer_audio(format, &packet(101, &[1, 2, 3, 4]), &mut samples),
+            None
+        );
+        assert_eq!(
+            customer_audio(format, &packet(13, &[40]), &mut samples),
+            None
+        );
+        assert_eq!(customer_audio(format, &[0x80, 8, 0], &mut samples), None);
+    }
+}
