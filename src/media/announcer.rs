@@ -1,5 +1,6 @@
 //! Streams a G.711 payload as RTP, one 20 ms packet at a time, looping
-//! until stopped.
+//! until stopped (the announcement to a held PBX) or played once (a message
+//! to one leg of a call slotgate placed).
 //!
 //! It does no I/O and reads no clock: the caller passes `now` and sleeps
 //! until `next_deadline()`, so pacing is tested with exact instants and one
@@ -46,6 +47,9 @@ pub struct Announcer {
     offset: usize,
     due: Instant,
     first: bool,
+    /// Stops at the end of the payload instead of looping.
+    once: bool,
+    finished: bool,
 }
 
 impl Announcer {
@@ -58,7 +62,22 @@ impl Announcer {
             offset: 0,
             due: start,
             first: true,
+            once: false,
+            finished: false,
         }
+    }
+
+    /// An announcer that plays the payload once, first packet at `start`.
+    pub fn once(payload: Arc<[u8]>, payload_type: u8, ids: StreamIds, start: Instant) -> Announcer {
+        Announcer {
+            once: true,
+            ..Announcer::new(payload, payload_type, ids, start)
+        }
+    }
+
+    /// Whether a play-once announcer has sent its last packet.
+    pub fn finished(&self) -> bool {
+        self.finished || self.payload.is_empty()
     }
 
     pub fn ssrc(&self) -> u32 {
@@ -72,10 +91,13 @@ impl Announcer {
 
     /// The next packet if it is due at `now`, else `None`.
     pub fn poll_packet(&mut self, now: Instant) -> Option<Vec<u8>> {
-        if now < self.due || self.payload.is_empty() {
+        if now < self.due || self.finished() {
             return None;
         }
         self.skip_missed(now);
+        if self.finished {
+            return None;
+        }
         let chunk = self.next_chunk();
         let packet = RtpPacketBuilder::new()
             .payload_type(self.payload_type)
@@ -90,6 +112,10 @@ impl Announcer {
         self.ids.sequence = self.ids.sequence.wrapping_add(1);
         self.ids.timestamp = self.ids.timestamp.wrapping_add(SAMPLES_PER_PACKET as u32);
         self.due += PACKET_INTERVAL;
+        // The payload is whole packets, so the end is exactly offset 0.
+        if self.once && self.offset == 0 {
+            self.finished = true;
+        }
         Some(packet)
     }
 
@@ -105,7 +131,11 @@ impl Announcer {
                 .timestamp
                 .wrapping_add(missed.wrapping_mul(SAMPLES_PER_PACKET as u32));
             let len = self.payload.len();
-            self.offset = (self.offset + missed as usize * SAMPLES_PER_PACKET) % len;
+            let skipped = self.offset + missed as usize * SAMPLES_PER_PACKET;
+            if self.once && skipped >= len {
+                self.finished = true;
+            }
+            self.offset = skipped % len;
         }
     }
 
@@ -200,6 +230,27 @@ mod tests {
         let slots = 1_100 / 20;
         assert_eq!(r.timestamp(), (u32::MAX - 100).wrapping_add(slots * 160),);
         assert!(a.poll_packet(stalled).is_none());
+    }
+
+    #[test]
+    fn a_message_played_once_ends_after_its_last_packet() {
+        let t0 = Instant::now();
+        let payload: Vec<u8> = (0..480).map(|i| (i % 251) as u8).collect();
+        let mut a = Announcer::once(payload.clone().into(), 0, StreamIds::random(), t0);
+        let mut sent = Vec::new();
+        for i in 0..5u32 {
+            if let Some(p) = a.poll_packet(t0 + PACKET_INTERVAL * i) {
+                sent.push(RtpReader::new(&p).unwrap().payload().to_vec());
+            }
+        }
+        assert_eq!(sent.concat(), payload, "three packets, then nothing");
+        assert!(a.finished());
+        // A stall past the end finishes it without a burst.
+        let mut a = Announcer::once(payload.into(), 0, StreamIds::random(), t0);
+        a.poll_packet(t0).unwrap();
+        assert!(!a.finished());
+        assert!(a.poll_packet(t0 + Duration::from_secs(1)).is_none());
+        assert!(a.finished());
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! The media engine: binds each call's UDP sockets and runs the call's
-//! announcement and relay on a runtime of its own.
+//! announcement and relay on a runtime of its own. Calls slotgate places
+//! itself use the same engine through [`super::bridge`].
 //!
 //! The SIP core is a single-threaded loop; a burst of RTP on that loop
 //! would delay signalling. So media has its own worker threads, and what the
@@ -14,6 +15,7 @@ use tokio::net::UdpSocket;
 use tokio::runtime::{Handle, Runtime};
 use tokio::sync::{mpsc, oneshot};
 
+use super::amd::AmdError;
 use super::announcer::{Announcer, StreamIds};
 use super::config::MediaConfig;
 use super::ports::{bind_pair, PortError, PortLease, PortPool, SharedPool, SocketPair};
@@ -21,7 +23,7 @@ use super::relay::{Leg, LegFormat, Relay, RelayCounters, Side};
 use super::sdp::{Codec, Direction, LocalDescription, SdpError, SessionDescription};
 
 /// Largest datagram relayed; RTP of G.711 is 172 bytes, RTCP a few hundred.
-const DATAGRAM_BUFFER: usize = 2048;
+pub(super) const DATAGRAM_BUFFER: usize = 2048;
 
 /// Why media for a call could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -36,29 +38,42 @@ pub enum MediaError {
     NoTrunkOffer,
     #[error("the media engine has stopped")]
     Stopped,
+    #[error("the {0:?} leg has not answered: its SDP answer is needed first")]
+    NotAnswered(Side),
+    #[error("answering-machine detection was already started for this call")]
+    DetectionStarted,
+    #[error("the legs are bridged: nothing can be played to one of them now")]
+    Bridged,
+    #[error(transparent)]
+    Amd(#[from] AmdError),
 }
 
 /// What a call's media has done so far.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct MediaStats {
+    /// Packets of the announcement played to a held PBX.
     pub announcement_packets: u64,
+    /// Packets of messages played to a leg of a placed call.
+    pub played_packets: u64,
+    /// Audio packets from the customer that answering-machine detection read.
+    pub detector_packets: u64,
     pub relay: RelayCounters,
 }
 
 /// Owns the media threads and the port pool.
 pub struct MediaEngine {
-    shared: Arc<Shared>,
+    pub(super) shared: Arc<Shared>,
     runtime: Option<Runtime>,
 }
 
 /// What every call needs from the engine.
-struct Shared {
-    bind: IpAddr,
-    advertised: IpAddr,
-    pool: SharedPool,
+pub(super) struct Shared {
+    pub(super) bind: IpAddr,
+    pub(super) advertised: IpAddr,
+    pub(super) pool: SharedPool,
     pcmu: Arc<[u8]>,
     pcma: Arc<[u8]>,
-    handle: Handle,
+    pub(super) handle: Handle,
 }
 
 impl MediaEngine {
@@ -248,16 +263,16 @@ impl CallMedia {
 }
 
 /// A bound socket pair moved onto the media runtime.
-struct CallSockets {
-    rtp: UdpSocket,
-    rtcp: UdpSocket,
+pub(super) struct CallSockets {
+    pub(super) rtp: UdpSocket,
+    pub(super) rtcp: UdpSocket,
     // Declared last: dropped after the sockets, so a port is only reused
     // once it is really closed.
     _lease: PortLease,
 }
 
 impl CallSockets {
-    fn adopt(pair: SocketPair) -> std::io::Result<CallSockets> {
+    pub(super) fn adopt(pair: SocketPair) -> std::io::Result<CallSockets> {
         Ok(CallSockets {
             rtp: UdpSocket::from_std(pair.rtp)?,
             rtcp: UdpSocket::from_std(pair.rtcp)?,
@@ -277,7 +292,7 @@ enum Phase {
 }
 
 /// Waits until `socket` has a datagram; never, when there is no socket.
-async fn readable(socket: Option<&UdpSocket>) -> std::io::Result<()> {
+pub(super) async fn readable(socket: Option<&UdpSocket>) -> std::io::Result<()> {
     match socket {
         Some(socket) => socket.readable().await,
         None => std::future::pending().await,
@@ -326,7 +341,11 @@ async fn run_call(
                         Phase::Relaying(relay) => relay.counters(),
                         Phase::Announcing { .. } => RelayCounters::default(),
                     };
-                    let _ = reply.send(MediaStats { announcement_packets, relay });
+                    let _ = reply.send(MediaStats {
+                        announcement_packets,
+                        relay,
+                        ..MediaStats::default()
+                    });
                 }
             },
             _ = sleep_until(deadline) => {
@@ -367,7 +386,7 @@ async fn run_call(
     }
 }
 
-async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+pub(super) async fn sleep_until(deadline: Option<tokio::time::Instant>) {
     match deadline {
         Some(deadline) => tokio::time::sleep_until(deadline).await,
         None => std::future::pending().await,
@@ -379,12 +398,16 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
 /// lose the first packets of a fresh call; the socket is non-blocking, so
 /// the system call itself never waits. A full send buffer loses the packet,
 /// which RTP tolerates better than delay.
-fn send_now(socket: &UdpSocket, packet: &[u8], to: SocketAddr) {
+pub(super) fn send_now(socket: &UdpSocket, packet: &[u8], to: SocketAddr) {
     let _ = socket2::SockRef::from(socket).send_to(packet, &socket2::SockAddr::from(to));
 }
 
 /// Reads every datagram waiting on `socket`.
-fn drain(socket: &UdpSocket, buf: &mut [u8], mut handle: impl FnMut(SocketAddr, &mut [u8])) {
+pub(super) fn drain(
+    socket: &UdpSocket,
+    buf: &mut [u8],
+    mut handle: impl FnMut(SocketAddr, &mut [u8]),
+) {
     loop {
         match socket.try_recv_from(buf) {
             Ok((len, from)) => handle(from, &mut buf[..len]),

@@ -139,6 +139,20 @@ impl Leg {
             format,
         }
     }
+
+    /// The leg after a new answer from the same peer: the new format, and
+    /// the latches kept unless the peer moved to another address (so a
+    /// re-answer does not reopen the call to stray sources).
+    pub fn replaced_by(self, new: Leg) -> Leg {
+        if new.rtp.announced == self.rtp.announced {
+            Leg {
+                format: new.format,
+                ..self
+            }
+        } else {
+            new
+        }
+    }
 }
 
 /// The relay between the two legs of one call.
@@ -210,13 +224,20 @@ impl Relay {
 
     /// The trunk answered again (a 200 after a 183): its format changes;
     /// its latches are kept unless it moved to another address.
-    pub fn with_trunk(mut self, trunk: Leg) -> Relay {
-        if trunk.rtp.announced == self.trunk.rtp.announced {
-            self.trunk.format = trunk.format;
-        } else {
-            self.trunk = trunk;
-        }
+    pub fn with_trunk(self, trunk: Leg) -> Relay {
+        self.with_leg(Side::Trunk, trunk)
+    }
+
+    /// `side` answered again, as [`Relay::with_trunk`] for either leg.
+    pub fn with_leg(mut self, side: Side, new: Leg) -> Relay {
+        self.replace_leg(side, new);
         self
+    }
+
+    /// In place, as [`Relay::with_leg`].
+    pub fn replace_leg(&mut self, side: Side, new: Leg) {
+        let leg = self.leg(side).clone();
+        *self.leg(side) = leg.replaced_by(new);
     }
 
     pub fn counters(&self) -> RelayCounters {
