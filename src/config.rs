@@ -101,6 +101,8 @@ pub struct Config {
     pub prompts: PromptConfig,
     pub gate: crate::b2bua::gate_config::GateConfig,
     pub media: MediaConfig,
+    /// `[pacing]`: re-originating scheduled callbacks (see `crate::pacing::dialer`).
+    pub pacing: crate::pacing::dialer::PacingConfig,
     pub log_level: String,
     /// `[caller_id]` and `[stir_shaken]` (see `crate::callerid`).
     pub caller_id: crate::callerid::config::CallerIdSettings,
@@ -305,6 +307,7 @@ struct RawConfig {
     prompts: RawPrompts,
     gate: crate::b2bua::gate_config::RawGate,
     media: RawMedia,
+    pacing: crate::pacing::dialer::config::RawPacing,
     log: RawLog,
     caller_id: crate::callerid::RawCallerId,
     stir_shaken: crate::callerid::RawStirShaken,
@@ -945,6 +948,7 @@ impl RawConfig {
         let gate = self.gate.validate()?;
         let caller_id = crate::callerid::config::validate(&self.caller_id, &self.stir_shaken)?;
         let media = self.media.validate()?;
+        let pacing = self.pacing.validate()?;
         if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
             return Err(key_error(
                 "log.level",
@@ -1004,6 +1008,7 @@ impl RawConfig {
             prompts,
             gate,
             media,
+            pacing,
             log_level: self.log.level,
             caller_id,
         })

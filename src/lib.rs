@@ -105,16 +105,25 @@ pub async fn serve(
         channels: channels.clone(),
     };
     let mut core = Core::new(&config, std::time::Instant::now(), chrono::Utc::now());
-    if config.gate.enabled && config.gate.holds_with_early_media() {
+    // Placed calls anchor their media too: the dialler needs the engine
+    // even when no campaign holds with early media.
+    let (media_tx, mut media_rx) = mpsc::unbounded_channel::<media::MediaEvent>();
+    let early_media = config.gate.enabled && config.gate.holds_with_early_media();
+    if early_media || config.pacing.enabled {
         core.set_media(Box::new(b2bua::anchor::EngineAnchor::new(
             media::MediaEngine::start(&config.media)?,
-            None,
+            config.pacing.enabled.then_some(media_tx),
         )));
         info!(
             ports = %format!("{}-{}", config.media.port_min, config.media.port_max),
-            "media engine started for early media"
+            early_media,
+            placed_calls = config.pacing.enabled,
+            "media engine started"
         );
     }
+    let (dial_tx, mut dial_rx) = mpsc::unbounded_channel::<pacing::dialer::DialCommand>();
+    let (placed_tx, placed_rx) = mpsc::unbounded_channel();
+    let (dialler_stop, dialler_stopped) = tokio::sync::watch::channel(false);
     let api = match config.api.listen {
         Some(addr) => {
             let sip = api::SipSide {
@@ -161,6 +170,15 @@ pub async fn serve(
     if config.gate.enabled {
         spawn_hold_wakes(&store, gate_tx.clone()).await?;
     }
+    let dialler = config.pacing.enabled.then(|| {
+        pacing::dialer::spawn(
+            store.clone(),
+            config.pacing.clone(),
+            dial_tx,
+            placed_rx,
+            dialler_stopped,
+        )
+    });
     let (recorder, recorder_handle) =
         spawn_recorder(store, config.store.batch_size, config.store.flush_interval);
 
@@ -195,6 +213,7 @@ pub async fn serve(
             _ = &mut shutdown, if drain_deadline.is_none() => {
                 info!(active_calls = core.active_calls(), "shutting down: refusing new calls, draining");
                 core.start_draining();
+                let _ = dialler_stop.send(true);
                 drain_deadline = Some(Instant::now() + config.shutdown.drain_timeout);
             }
             _ = tokio::time::sleep_until(drain_at), if drain_deadline.is_some() => {
@@ -229,11 +248,20 @@ pub async fn serve(
             Some(flags) = flags_rx.recv() => {
                 core.set_caller_id_flags(&flags);
             }
+            Some(command) = dial_rx.recv() => {
+                on_dial_command(&mut core, command);
+            }
+            Some(event) = media_rx.recv() => {
+                core.handle_media_event(event, std::time::Instant::now());
+            }
             _ = &mut timer => {
                 core.handle_timeout(std::time::Instant::now());
             }
         }
         ask_gatekeeper(&mut core, &gatekeeper, &gate_tx);
+        while let Some(event) = core.poll_placed_event() {
+            let _ = placed_tx.send(event);
+        }
         flush(&mut core, &udp, &mut hub, &recorder).await;
         if drain_deadline.is_some() && core.active_calls() == 0 {
             break;
@@ -244,6 +272,20 @@ pub async fn serve(
     if let Some(api) = api {
         api.stop().await;
     }
+    let _ = dialler_stop.send(true);
+    if let Some(dialler) = dialler {
+        // Outcomes of the last calls are in the channel: let it record them.
+        while let Some(event) = core.poll_placed_event() {
+            let _ = placed_tx.send(event);
+        }
+        drop(placed_tx);
+        if tokio::time::timeout(Duration::from_secs(5), dialler)
+            .await
+            .is_err()
+        {
+            warn!("the dialler did not stop in time");
+        }
+    }
     prompts.stop().await;
     deliverer.stop().await;
     let unwritten = recorder_handle.shutdown().await;
@@ -252,6 +294,32 @@ pub async fn serve(
     }
     info!("slotgate stopped");
     Ok(())
+}
+
+/// Carries out what the dialler asks of the core.
+fn on_dial_command(core: &mut Core, command: pacing::dialer::DialCommand) {
+    use pacing::dialer::DialCommand;
+    let now = std::time::Instant::now();
+    match command {
+        DialCommand::Place { request, reply } => {
+            let _ = reply.send(core.place_call(request, now));
+        }
+        DialCommand::ConnectAgent {
+            call,
+            target,
+            context,
+        } => {
+            if let Err(e) = core.connect_agent(call, &target, context, now) {
+                warn!(error = %e, "cannot connect an agent");
+            }
+        }
+        DialCommand::PlayAndHangUp {
+            call,
+            outcome,
+            message,
+        } => core.play_and_hang_up(call, outcome, message, now),
+        DialCommand::HangUp { call, outcome } => core.hang_up(call, outcome, now),
+    }
 }
 
 /// The enterprise API running beside the SIP side.

@@ -62,6 +62,9 @@ pub enum AttemptOutcome {
     Abandoned,
     /// No agent took the call before the customer was reached.
     AgentUnavailable,
+    /// Committed but never sent (slotgate was stopping, no media ports):
+    /// nobody was called, so the callback is due again.
+    NotPlaced,
 }
 
 impl AttemptOutcome {
@@ -75,6 +78,7 @@ impl AttemptOutcome {
             AttemptOutcome::Machine => "machine",
             AttemptOutcome::Abandoned => "abandoned",
             AttemptOutcome::AgentUnavailable => "agent-unavailable",
+            AttemptOutcome::NotPlaced => "not-placed",
         }
     }
 
@@ -84,7 +88,10 @@ impl AttemptOutcome {
     pub fn retriable(self) -> bool {
         matches!(
             self,
-            AttemptOutcome::Busy | AttemptOutcome::NoAnswer | AttemptOutcome::AgentUnavailable
+            AttemptOutcome::Busy
+                | AttemptOutcome::NoAnswer
+                | AttemptOutcome::AgentUnavailable
+                | AttemptOutcome::NotPlaced
         )
     }
 }
@@ -151,7 +158,8 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<Attempt, ConsentStoreError> {
         let retry_at = outcome.retriable().then_some(now);
-        self.settle_attempt(attempt_id, outcome, retry_at, now).await
+        self.settle_attempt(attempt_id, outcome, retry_at, now)
+            .await
     }
 
     /// Ends a dialling attempt with `outcome`; the callback goes back to
@@ -168,6 +176,26 @@ impl Store {
         on_engine!(
             self,
             finish_attempt(attempt_id, outcome, retry_at, to_micros(now))
+        )
+    }
+
+    /// Extends this node's claims on `callback_ids` by `lease` from `now`
+    /// (a call that rings, or waits in a pacer, outlives one lease). A
+    /// claim already expired is not revived: another node may hold it.
+    /// Returns how many claims were still this node's.
+    pub async fn renew_leases(
+        &self,
+        node: &str,
+        callback_ids: &[String],
+        now: DateTime<Utc>,
+        lease: TimeDelta,
+    ) -> Result<u64, ConsentStoreError> {
+        let Some(until) = now.checked_add_signed(lease) else {
+            return Err(invalid("lease", "ends beyond the representable time"));
+        };
+        on_engine!(
+            self,
+            renew_leases(node, callback_ids, to_micros(now), to_micros(until))
         )
     }
 
@@ -206,7 +234,6 @@ impl Store {
     ) -> Result<Vec<ScheduledCallback>, ConsentStoreError> {
         on_engine!(self, unknown_callbacks(limit.max(0)))
     }
-
 
     /// Every attempt at a callback, oldest first.
     pub async fn callback_attempts(

@@ -256,6 +256,36 @@ macro_rules! scheduler_queries {
             Ok(attempt)
         }
 
+        /// Extends `node`'s live claims on `callback_ids` to `lease_until`;
+        /// how many it still held.
+        pub(crate) async fn renew_leases(
+            pool: &Pool<Db>,
+            node: &str,
+            callback_ids: &[String],
+            now: DateTime<Utc>,
+            lease_until: DateTime<Utc>,
+        ) -> QueryResult<u64> {
+            const CONTEXT: &str = "renewing callback leases";
+            let mut tx = begin(pool).await.map_err(query_error(CONTEXT))?;
+            let mut renewed = 0;
+            for id in callback_ids {
+                let done = sqlx::query(
+                    "UPDATE scheduled_callbacks SET lease_until = $1 \
+                     WHERE id = $2 AND status = 'claimed' AND claimed_by = $3 AND lease_until > $4",
+                )
+                .bind(t(lease_until))
+                .bind(id)
+                .bind(node)
+                .bind(t(now))
+                .execute(&mut *tx)
+                .await
+                .map_err(query_error(CONTEXT))?;
+                renewed += done.rows_affected();
+            }
+            tx.commit().await.map_err(query_error(CONTEXT))?;
+            Ok(renewed)
+        }
+
         /// Gives back a callback `node` holds without dialling it: to be
         /// claimed again from `retry_at`, or settled as `dropped` with
         /// `reason` when `retry_at` is `None`.

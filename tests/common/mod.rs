@@ -2,6 +2,7 @@
 //! with a generated config, wait until it answers OPTIONS, stop it cleanly.
 #![allow(dead_code)]
 
+pub mod callbacks;
 #[macro_use]
 pub mod engines;
 pub mod seed;

@@ -75,7 +75,10 @@ impl CampaignRun {
             .abandon_ledger(&key.0, &key.1, campaign.abandon_window(), now)
             .await?;
         let mode = campaign.mode();
-        let ring_timeout = campaign.ring_timeout().to_std().unwrap_or(Duration::from_secs(20));
+        let ring_timeout = campaign
+            .ring_timeout()
+            .to_std()
+            .unwrap_or(Duration::from_secs(20));
         let mut run = CampaignRun {
             pacer: Pacer::with_ledger(campaign, ledger),
             record: None,
@@ -91,7 +94,12 @@ impl CampaignRun {
     }
 
     /// Takes a newer record: agents present, their phones, pause.
-    pub fn refresh(&mut self, record: Option<CampaignRecord>, config: &PacingConfig, now: DateTime<Utc>) {
+    pub fn refresh(
+        &mut self,
+        record: Option<CampaignRecord>,
+        config: &PacingConfig,
+        now: DateTime<Utc>,
+    ) {
         let wanted: Vec<(Option<String>, bool)> = match &record {
             Some(r) if !r.agents.agents.is_empty() => r
                 .agents
@@ -115,7 +123,8 @@ impl CampaignRun {
                     if seat.present != *present {
                         seat.present = *present;
                         if seat.taken_by.is_none() {
-                            self.pacer.agent_changed(now, AgentId(i as u64), presence(*present));
+                            self.pacer
+                                .agent_changed(now, AgentId(i as u64), presence(*present));
                         }
                     }
                 }
@@ -125,7 +134,8 @@ impl CampaignRun {
                         present: *present,
                         taken_by: None,
                     });
-                    self.pacer.agent_changed(now, AgentId(i as u64), presence(*present));
+                    self.pacer
+                        .agent_changed(now, AgentId(i as u64), presence(*present));
                 }
             }
         }
@@ -133,7 +143,8 @@ impl CampaignRun {
             if seat.present {
                 seat.present = false;
                 if seat.taken_by.is_none() {
-                    self.pacer.agent_changed(now, AgentId(i as u64), AgentState::Away);
+                    self.pacer
+                        .agent_changed(now, AgentId(i as u64), AgentState::Away);
                 }
             }
         }
@@ -199,7 +210,12 @@ impl CampaignRun {
 
     /// Where the seat's phone is: the agent's own, the campaign's queue,
     /// the configured default, or the extension that made the first call.
-    pub fn seat_target(&self, seat: &Seat, callback: &ScheduledCallback, config: &PacingConfig) -> String {
+    pub fn seat_target(
+        &self,
+        seat: &Seat,
+        callback: &ScheduledCallback,
+        config: &PacingConfig,
+    ) -> String {
         seat.target
             .clone()
             .or_else(|| self.record.as_ref().and_then(|r| r.agent_target.clone()))

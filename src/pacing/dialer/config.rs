@@ -164,7 +164,10 @@ impl RawPacing {
             ));
         }
         if !(1..=10_000).contains(&self.claim_batch) {
-            return Err(key_error("pacing.claim_batch", "must be between 1 and 10000"));
+            return Err(key_error(
+                "pacing.claim_batch",
+                "must be between 1 and 10000",
+            ));
         }
         if self.agents > 10_000 {
             return Err(key_error("pacing.agents", "must be at most 10000"));
@@ -182,19 +185,16 @@ impl RawPacing {
         self.amd
             .validate()
             .map_err(|e| key_error("pacing.amd", e.to_string()))?;
-        let defaults = self
-            .defaults
-            .validate()
-            .map_err(|e| {
-                let field = match &e {
-                    CampaignError::NotPositive { field }
-                    | CampaignError::NoAgents { field, .. }
-                    | CampaignError::NotAPercentage { field, .. }
-                    | CampaignError::OutOfRange { field, .. } => field.to_string(),
-                    CampaignError::Invalid { field, .. } => field.clone(),
-                };
-                key_error(&format!("pacing.defaults.{field}"), e.to_string())
-            })?;
+        let defaults = self.defaults.validate().map_err(|e| {
+            let field = match &e {
+                CampaignError::NotPositive { field }
+                | CampaignError::NoAgents { field, .. }
+                | CampaignError::NotAPercentage { field, .. }
+                | CampaignError::OutOfRange { field, .. } => field.to_string(),
+                CampaignError::Invalid { field, .. } => field.clone(),
+            };
+            key_error(&format!("pacing.defaults.{field}"), e.to_string())
+        })?;
         let abandon_message = message("pacing.abandon_message", &self.abandon_message)?
             .unwrap_or_else(|| Arc::new(built_in_abandon_message()));
         Ok(PacingConfig {

@@ -15,8 +15,8 @@
 //! the loop. The callback is settled as soon as its outcome is known (at
 //! connect for an answered call), so a lease only has to outlast ringing.
 
-pub mod config;
 mod campaign_run;
+pub mod config;
 mod outcome;
 
 use std::collections::HashMap;
@@ -37,7 +37,7 @@ use crate::media::Announcement;
 use crate::pacing::dial_check::may_dial;
 use crate::pacing::{CallId, CallProgress, Contact, ContactId, DropReason, PacerEvent};
 use crate::store::holds::ScheduledCallback;
-use crate::store::scheduler::Attempt;
+use crate::store::scheduler::{Attempt, AttemptOutcome};
 use crate::store::Store;
 use campaign_run::{CampaignKey, CampaignRun};
 pub use config::{OrderPolicy, PacingConfig};
@@ -93,7 +93,6 @@ struct Live {
     key: CampaignKey,
     call: CallId,
     callback: ScheduledCallback,
-    attempt_id: String,
     core_call: Option<u64>,
     seat: Option<campaign_run::Seat>,
     /// The attempt's outcome is in the store.
@@ -101,7 +100,9 @@ struct Live {
     connected: bool,
 }
 
-/// Starts the dialler; it stops when `stop` turns true.
+/// Starts the dialler. When `stop` turns true it places no more calls and
+/// gives back what it claimed; it records the outcomes of calls still in
+/// progress until `events` closes (the SIP loop has ended).
 pub fn spawn(
     store: Store,
     config: PacingConfig,
@@ -153,6 +154,12 @@ impl Dialer {
         info!(node = %self.config.node, "dialler started");
         let mut next_claim = tokio::time::Instant::now();
         let mut next_refresh = tokio::time::Instant::now() + REFRESH_EVERY;
+        let mut stopping = false;
+        // A third of the lease: two renewals may fail before a claim lapses.
+        let renew_every = (self.config.lease / 3)
+            .to_std()
+            .unwrap_or(Duration::from_secs(5));
+        let mut next_renewal = tokio::time::Instant::now() + renew_every;
         loop {
             let pacer_wake = self
                 .runs
@@ -163,25 +170,41 @@ impl Dialer {
                     let wait = (at - Utc::now()).to_std().unwrap_or(Duration::ZERO);
                     tokio::time::Instant::now() + wait
                 });
-            let wake = [Some(next_claim), Some(next_refresh), pacer_wake]
-                .into_iter()
-                .flatten()
-                .min()
-                .unwrap_or(next_claim);
+            let wake = [
+                Some(next_claim),
+                Some(next_refresh),
+                Some(next_renewal),
+                pacer_wake,
+            ]
+            .into_iter()
+            .flatten()
+            .min()
+            .unwrap_or(next_claim);
             tokio::select! {
                 _ = tokio::time::sleep_until(wake) => {}
-                Some(event) = events.recv() => self.on_placed(event).await,
+                event = events.recv() => match event {
+                    Some(event) => self.on_placed(event).await,
+                    None => break,
+                },
                 Some(done) = internal.recv() => self.on_internal(done).await,
-                changed = stop.changed() => {
+                changed = stop.changed(), if !stopping => {
                     if changed.is_err() || *stop.borrow() {
-                        break;
+                        stopping = true;
+                        self.give_back_claims().await;
                     }
                 }
+            }
+            if stopping {
+                continue;
             }
             let now = Utc::now();
             if tokio::time::Instant::now() >= next_refresh {
                 self.refresh_campaigns(now).await;
                 next_refresh = tokio::time::Instant::now() + REFRESH_EVERY;
+            }
+            if tokio::time::Instant::now() >= next_renewal {
+                self.renew_leases(now).await;
+                next_renewal = tokio::time::Instant::now() + renew_every;
             }
             if tokio::time::Instant::now() >= next_claim {
                 self.claim(now).await;
@@ -189,16 +212,16 @@ impl Dialer {
             }
             self.drive_pacers(now).await;
         }
-        // Claimed callbacks not dialled go back at once rather than after
-        // their lease: another node may take them now.
-        let claimed: Vec<String> = self.claimed.keys().cloned().collect();
-        for id in claimed {
-            let _ = self
-                .store
-                .release_callback(&id, &self.config.node, Some(Utc::now()), None)
-                .await;
-        }
         info!("dialler stopped");
+    }
+
+    /// Claimed callbacks not dialled go back at once rather than after
+    /// their lease: another node may take them now.
+    async fn give_back_claims(&mut self) {
+        let claimed: Vec<String> = self.claimed.drain().map(|(id, _)| id).collect();
+        for id in claimed {
+            self.release(&id, Some(Utc::now()), None).await;
+        }
     }
 
     // ---- claiming ----
@@ -232,8 +255,12 @@ impl Dialer {
                     }
                     Err(e) => {
                         warn!(error = %e, campaign = %key.1, "cannot read the campaign; callback left for later");
-                        self.release(&callback.id, Some(now + chrono::TimeDelta::seconds(30)), None)
-                            .await;
+                        self.release(
+                            &callback.id,
+                            Some(now + chrono::TimeDelta::seconds(30)),
+                            None,
+                        )
+                        .await;
                         continue;
                     }
                 }
@@ -260,7 +287,44 @@ impl Dialer {
         }
     }
 
-    async fn release(&self, callback_id: &str, retry_at: Option<DateTime<Utc>>, reason: Option<&str>) {
+    /// Keeps the claims of callbacks waiting in a pacer or being dialled.
+    async fn renew_leases(&mut self, now: DateTime<Utc>) {
+        let ids: Vec<String> = self
+            .claimed
+            .keys()
+            .cloned()
+            .chain(
+                self.live
+                    .values()
+                    .filter(|l| !l.settled)
+                    .map(|l| l.callback.id.clone()),
+            )
+            .collect();
+        if ids.is_empty() {
+            return;
+        }
+        match self
+            .store
+            .renew_leases(&self.config.node, &ids, now, self.config.lease)
+            .await
+        {
+            Ok(kept) if kept < ids.len() as u64 => {
+                warn!(
+                    lost = ids.len() as u64 - kept,
+                    "some claims had lapsed before renewal"
+                )
+            }
+            Ok(_) => {}
+            Err(e) => warn!(error = %e, "cannot renew leases"),
+        }
+    }
+
+    async fn release(
+        &self,
+        callback_id: &str,
+        retry_at: Option<DateTime<Utc>>,
+        reason: Option<&str>,
+    ) {
         if let Err(e) = self
             .store
             .release_callback(callback_id, &self.config.node, retry_at, reason)
@@ -410,7 +474,9 @@ impl Dialer {
                     Some(refusal) => {
                         info!(callback = %callback.id, %refusal, "not dialled: refused at dial time");
                         if let Some(run) = self.runs.get_mut(&key) {
-                            let _ = run.pacer.refuse_dial(call, DropReason::Refused(refusal.clone()));
+                            let _ = run
+                                .pacer
+                                .refuse_dial(call, DropReason::Refused(refusal.clone()));
                         }
                         self.release(&callback.id, None, Some(refusal.code())).await;
                         self.record(&key, None, outcome::CallOutcome::Dropped).await;
@@ -479,7 +545,6 @@ impl Dialer {
                 key,
                 call,
                 callback,
-                attempt_id: attempt.id.clone(),
                 core_call: None,
                 seat,
                 settled: false,
@@ -498,14 +563,30 @@ impl Dialer {
                     live.core_call = Some(core_call);
                 }
             }
-            Err(e) => {
-                warn!(attempt = %attempt.id, error = %e, "call not placed");
-                let outcome = PlacedOutcome::Failed {
-                    code: 503,
-                    retry_after: None,
-                };
-                self.finish(&attempt.id, outcome).await;
-            }
+            Err(e) => self.not_placed(&attempt.id, &e).await,
+        }
+    }
+
+    /// The attempt is committed but nothing was sent: nobody was called,
+    /// so the callback is due again shortly, on whichever node claims it.
+    async fn not_placed(&mut self, attempt_id: &str, why: &PlaceError) {
+        warn!(attempt = %attempt_id, error = %why, "call not placed");
+        let now = Utc::now();
+        let Some(mut live) = self.live.remove(attempt_id) else {
+            return;
+        };
+        self.by_pacer_call.remove(&(live.key.clone(), live.call));
+        self.progress(&live.key, live.call, CallProgress::Failed, now);
+        if let (Some(run), Some(seat)) = (self.runs.get_mut(&live.key), live.seat.take()) {
+            run.free_seat(seat, now);
+        }
+        let again = now + chrono::TimeDelta::seconds(5);
+        if let Err(e) = self
+            .store
+            .settle_attempt(attempt_id, AttemptOutcome::NotPlaced, Some(again), now)
+            .await
+        {
+            warn!(attempt = %attempt_id, error = %e, "cannot record an attempt not placed");
         }
     }
 
@@ -518,10 +599,13 @@ impl Dialer {
         };
         live.core_call = Some(event.call);
         let (key, call, core_call) = (live.key.clone(), live.call, event.call);
-        self.by_core_call.insert(core_call, event.attempt_id.clone());
+        self.by_core_call
+            .insert(core_call, event.attempt_id.clone());
         match event.kind {
             PlacedEventKind::AgentAnswered => {}
-            PlacedEventKind::CustomerRinging => self.progress(&key, call, CallProgress::Ringing, now),
+            PlacedEventKind::CustomerRinging => {
+                self.progress(&key, call, CallProgress::Ringing, now)
+            }
             PlacedEventKind::CustomerAnswered => {
                 let agent_first = self
                     .runs
@@ -558,17 +642,26 @@ impl Dialer {
                 self.connect_someone(&key, &event.attempt_id, now);
             }
             PlacedEventKind::Connected => {
-                let seat = self.live.get(&event.attempt_id).and_then(|l| l.seat.clone());
+                let seat = self
+                    .live
+                    .get(&event.attempt_id)
+                    .and_then(|l| l.seat.clone());
                 if let (Some(run), Some(seat)) = (self.runs.get_mut(&key), seat) {
                     run.seat_busy(&seat, now);
-                    self.progress(&key, call, CallProgress::ConnectedToAgent { agent: seat.agent }, now);
+                    self.progress(
+                        &key,
+                        call,
+                        CallProgress::ConnectedToAgent { agent: seat.agent },
+                        now,
+                    );
                 }
                 if let Some(live) = self.live.get_mut(&event.attempt_id) {
                     live.connected = true;
                 }
                 // The person is with an agent: the callback is served, and
                 // its lease no longer matters however long they talk.
-                self.settle(&event.attempt_id, PlacedOutcome::Answered).await;
+                self.settle(&event.attempt_id, PlacedOutcome::Answered)
+                    .await;
             }
             PlacedEventKind::Ended { outcome, .. } => {
                 if let Some(run) = self.runs.get_mut(&key) {
@@ -623,7 +716,13 @@ impl Dialer {
         let _ = now;
     }
 
-    fn progress(&mut self, key: &CampaignKey, call: CallId, progress: CallProgress, now: DateTime<Utc>) {
+    fn progress(
+        &mut self,
+        key: &CampaignKey,
+        call: CallId,
+        progress: CallProgress,
+        now: DateTime<Utc>,
+    ) {
         if let Some(run) = self.runs.get_mut(key) {
             if let Err(e) = run.pacer.call_progress(now, call, progress) {
                 debug!(error = %e, "progress for a call the pacer let go");
@@ -732,7 +831,12 @@ impl Dialer {
             .await;
     }
 
-    async fn record(&self, key: &CampaignKey, attempt_id: Option<&str>, outcome: outcome::CallOutcome) {
+    async fn record(
+        &self,
+        key: &CampaignKey,
+        attempt_id: Option<&str>,
+        outcome: outcome::CallOutcome,
+    ) {
         if let Err(e) = self
             .store
             .record_call_outcome(&key.0, &key.1, attempt_id, outcome, Utc::now())
@@ -758,7 +862,11 @@ impl Dialer {
             _ => CallProgress::Ended,
         };
         self.progress(&key, call, progress, now);
-        if let PlacedOutcome::Failed { code: 503, retry_after } = placed {
+        if let PlacedOutcome::Failed {
+            code: 503,
+            retry_after,
+        } = placed
+        {
             if let Some(run) = self.runs.get_mut(&key) {
                 let pause = retry_after.and_then(|d| chrono::TimeDelta::from_std(d).ok());
                 run.pacer.trunk_backoff(now, pause);
@@ -770,7 +878,11 @@ impl Dialer {
             run.free_seat(seat, now);
         }
         // An answered call was settled at connect; its end is the agent's.
-        let settle_as = if connected { PlacedOutcome::Answered } else { placed };
+        let settle_as = if connected {
+            PlacedOutcome::Answered
+        } else {
+            placed
+        };
         self.settle(attempt_id, settle_as).await;
         if let Some(live) = self.live.remove(attempt_id) {
             if let Some(core_call) = live.core_call {
@@ -799,7 +911,9 @@ fn context(callback: &ScheduledCallback, attempt_id: &str) -> Vec<(String, Strin
         ("X-Slotgate-Customer".to_string(), callback.callee.clone()),
         (
             "X-Slotgate-Slot".to_string(),
-            callback.slot_start.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            callback
+                .slot_start
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         ),
         ("X-Slotgate-Campaign".to_string(), callback.campaign.clone()),
         ("X-Slotgate-Callback".to_string(), callback.id.clone()),

@@ -5,8 +5,8 @@
 use chrono::{DateTime, Utc};
 
 use crate::b2bua::core::originate::PlacedOutcome;
-use crate::pacing::strategy::{next_step, NextStep, Outcome, PassOutcome, Strategy};
 pub(super) use crate::pacing::strategy::CallOutcome;
+use crate::pacing::strategy::{next_step, NextStep, Outcome, PassOutcome, Strategy};
 use crate::store::scheduler::{Attempt, AttemptOutcome};
 
 pub(super) fn attempt_outcome(placed: PlacedOutcome) -> AttemptOutcome {
@@ -94,7 +94,10 @@ mod tests {
         let strategy = Strategy::default();
         let now = Utc::now();
         let first = retry_at(&strategy, &[], "a1", AttemptOutcome::Busy, now);
-        assert!(first.is_some_and(|at| at > now), "retried later, not at once");
+        assert!(
+            first.is_some_and(|at| at > now),
+            "retried later, not at once"
+        );
         let two = [attempt("a1", "busy", now - TimeDelta::minutes(20))];
         assert!(retry_at(&strategy, &two, "a2", AttemptOutcome::NoAnswer, now).is_some());
         let three = [
@@ -112,8 +115,14 @@ mod tests {
     fn an_answer_or_a_failure_ends_the_callback() {
         let strategy = Strategy::default();
         let now = Utc::now();
-        assert_eq!(retry_at(&strategy, &[], "a1", AttemptOutcome::Answered, now), None);
-        assert_eq!(retry_at(&strategy, &[], "a1", AttemptOutcome::Failed, now), None);
+        assert_eq!(
+            retry_at(&strategy, &[], "a1", AttemptOutcome::Answered, now),
+            None
+        );
+        assert_eq!(
+            retry_at(&strategy, &[], "a1", AttemptOutcome::Failed, now),
+            None
+        );
     }
 
     #[test]
@@ -122,7 +131,10 @@ mod tests {
             PlacedOutcome::Answered,
             PlacedOutcome::Busy,
             PlacedOutcome::NoAnswer,
-            PlacedOutcome::Failed { code: 503, retry_after: None },
+            PlacedOutcome::Failed {
+                code: 503,
+                retry_after: None,
+            },
             PlacedOutcome::Machine,
             PlacedOutcome::Abandoned,
             PlacedOutcome::AgentUnavailable { code: 486 },

@@ -1,0 +1,497 @@
+//! The dialler end to end: scheduled callbacks in the store, the built
+//! binary, SIPp on both sides (the agent's phone behind the PBX, the
+//! customer behind the trunk) and RTP from the test's own sockets.
+//!
+//! A slot a few seconds ahead fires, both legs connect, audio crosses
+//! slotgate both ways (µ-law from the agent arrives as A-law at the
+//! customer, and back), a BYE from either side ends both, busy and
+//! no-answer are recorded, and answering-machine detection tells a
+//! recorded greeting from a recorded "hello?" played by SIPp.
+
+mod common;
+
+use std::net::{SocketAddr, UdpSocket};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use chrono::{TimeDelta, Utc};
+use common::callbacks::{self, Slots};
+use common::seed::{block_on, enterprise, subscriber};
+use common::sipp::{
+    free_ports, port_taken, read_or_note, require_sipp, sipp_args, spawn_sipp, tail, Sipp,
+    Transport,
+};
+use common::{hours_including_now, Slotgate};
+use slotgate::consent::TrustStatus;
+use slotgate::media::g711;
+
+const CALLEE: &str = "+33142685302";
+
+/// A store with a trusted enterprise and the callee subscribed; the
+/// enterprise's and the person's ids.
+fn people(url: &str) -> (String, String) {
+    block_on(async {
+        let store = slotgate::store::Store::connect(url).await.expect("store");
+        store.migrate().await.expect("migrate");
+        let e = enterprise(&store, "Acme Energy", TrustStatus::Trusted).await;
+        let p = subscriber(&store, CALLEE, &[&e]).await;
+        store.close().await;
+        (e, p)
+    })
+}
+
+/// The config of a dialling node: `mode` for every campaign, one agent.
+fn config(trunk_port: u16, mode: &str, node: &str, extra: &str) -> String {
+    let hours = hours_including_now();
+    let media_base = 32_000 + (std::process::id() % 400) as u16 * 8;
+    format!(
+        "[pbx]\nallowed_sources = [\"127.0.0.1/32\"]\n\
+         [trunk]\naddress = \"127.0.0.1:{trunk_port}\"\noptions_interval_secs = 0\n\
+         [shutdown]\ndrain_timeout_secs = 5\n\
+         [media]\nport_min = {media_base}\nport_max = {}\n\
+         [log]\nlevel = \"slotgate=debug,info\"\n\
+         [pacing]\nenabled = true\nnode = \"{node}\"\nlease_secs = 10\nclaim_every_ms = 100\n\
+         agents = 1\n{extra}\n\
+         [pacing.defaults]\nmode = \"{mode}\"\nagents_target = 1\nring_timeout_secs = 15\n\
+         [pacing.defaults.calling_hours]\ndefault = \"{hours}\"\n",
+        media_base + 7_999
+    )
+}
+
+fn sipp_on(
+    role: &'static str,
+    scenario: &str,
+    port: u16,
+    work: &Path,
+    calls: u32,
+    keys: &[(&str, u16)],
+) -> Sipp {
+    let mut args = sipp_args(
+        role,
+        scenario,
+        "127.0.0.1",
+        port,
+        Transport::Udp,
+        work,
+        calls,
+        None,
+    );
+    args.extend(["-timeout".into(), "60s".into()]);
+    for (key, value) in keys {
+        args.extend(["-key".into(), key.to_string(), value.to_string()]);
+    }
+    let sipp = spawn_sipp(role, args, work);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !port_taken(port, Transport::Udp) {
+        assert!(Instant::now() < deadline, "{role} sipp did not bind");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    sipp
+}
+
+/// The port slotgate offered a leg, once SIPp has logged it.
+fn offered_port(sipp: &Sipp, label: &str, limit: Duration) -> Option<u16> {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        let log = read_or_note(&sipp.log_file());
+        if let Some(port) = log
+            .lines()
+            .find_map(|l| l.split_once(label).map(|(_, rest)| rest.trim().to_string()))
+            .and_then(|rest| rest.split_whitespace().next()?.parse().ok())
+        {
+            return Some(port);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    None
+}
+
+/// One RTP packet: version 2, no extension.
+fn rtp(payload_type: u8, seq: u16, ssrc: u32, payload: &[u8]) -> Vec<u8> {
+    let mut p = vec![0x80, payload_type, (seq >> 8) as u8, seq as u8];
+    p.extend_from_slice(&(u32::from(seq) * 160).to_be_bytes());
+    p.extend_from_slice(&ssrc.to_be_bytes());
+    p.extend_from_slice(payload);
+    p
+}
+
+/// Sends from `from` to slotgate's `to` until `expected` (payload type,
+/// payload) reaches `at`; what arrived last otherwise. Earlier packets
+/// (the ringback the agent heard) are skipped.
+fn relay_once(
+    from: &UdpSocket,
+    to: SocketAddr,
+    at: &UdpSocket,
+    pt: u8,
+    payload: &[u8],
+    expected: (u8, Vec<u8>),
+) -> Option<(u8, Vec<u8>)> {
+    let mut buf = [0u8; 2048];
+    let deadline = Instant::now() + Duration::from_secs(3);
+    let mut seq = 1u16;
+    let mut last = None;
+    while Instant::now() < deadline {
+        let _ = from.send_to(&rtp(pt, seq, 0x5157_0001 + u32::from(pt), payload), to);
+        seq += 1;
+        while let Ok((n, _)) = at.recv_from(&mut buf) {
+            if n > 12 {
+                let got = (buf[1] & 0x7f, buf[12..n].to_vec());
+                if got == expected {
+                    return Some(got);
+                }
+                last = Some(got);
+            }
+        }
+    }
+    last
+}
+
+fn finished(sipp: &mut Sipp, limit: Duration) -> bool {
+    sipp.wait(limit).is_some_and(|s| s.success())
+}
+
+fn state_of(url: &str, callback: &str) -> (String, Vec<String>) {
+    block_on(async {
+        let status = callbacks::statuses(url)
+            .await
+            .into_iter()
+            .find(|(id, _)| id == callback)
+            .map(|(_, s)| s)
+            .unwrap_or_default();
+        let attempts = callbacks::attempts(url)
+            .await
+            .into_iter()
+            .filter(|(_, cb, _)| cb == callback)
+            .map(|(_, _, state)| state)
+            .collect();
+        (status, attempts)
+    })
+}
+
+/// Waits until the callback's attempts end in `wanted`.
+fn wait_for_attempts(
+    url: &str,
+    callback: &str,
+    wanted: &[&str],
+    limit: Duration,
+) -> (String, Vec<String>) {
+    let deadline = Instant::now() + limit;
+    loop {
+        let now = state_of(url, callback);
+        if now.1 == wanted || Instant::now() > deadline {
+            return now;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+struct Setup {
+    slotgate: Slotgate,
+    url: String,
+    _run: tempfile::TempDir,
+}
+
+/// One callback due `in_secs` from now toward the agent SIPp at
+/// `agent_port`, and a node running `mode`.
+fn one_slot(mode: &str, in_secs: i64, agent_port: u16, trunk_port: u16, sg_port: u16) -> Setup {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = Slotgate::db_in(dir.path());
+    let (e, p) = people(&url);
+    let target = format!("sip:4001@127.0.0.1:{agent_port}");
+    block_on(callbacks::seed(
+        &url,
+        &Slots {
+            enterprise: &e,
+            person: &p,
+            callee: CALLEE,
+            campaign: "spring",
+            pbx_target: &target,
+            first: Utc::now() + TimeDelta::seconds(in_secs),
+            spacing: TimeDelta::seconds(1),
+        },
+        1,
+    ));
+    let slotgate = Slotgate::start_in(dir, sg_port, "", &config(trunk_port, mode, "node-a", ""));
+    let run = tempfile::tempdir().expect("run dir");
+    // SIPp reads the recorded greetings relative to its working directory.
+    let pcaps = Path::new(env!("CARGO_MANIFEST_DIR")).join("sip-scenarios/pcap");
+    std::os::unix::fs::symlink(pcaps, run.path().join("pcap")).expect("pcap link");
+    Setup {
+        slotgate,
+        url,
+        _run: run,
+    }
+}
+
+#[test]
+fn a_slot_fires_both_legs_connect_and_audio_crosses_slotgate_both_ways() {
+    require_sipp();
+    let [sg_port, trunk_port, agent_port] = free_ports::<3>();
+    let agent_rtp = UdpSocket::bind("127.0.0.1:0").expect("agent rtp");
+    let trunk_rtp = UdpSocket::bind("127.0.0.1:0").expect("trunk rtp");
+    for s in [&agent_rtp, &trunk_rtp] {
+        s.set_read_timeout(Some(Duration::from_millis(20)))
+            .expect("timeout");
+    }
+    let keys_agent = [("agent_rtp", agent_rtp.local_addr().expect("addr").port())];
+    let keys_trunk = [("trunk_rtp", trunk_rtp.local_addr().expect("addr").port())];
+    let set = one_slot("progressive", 2, agent_port, trunk_port, sg_port);
+    let work = set._run.path();
+    let mut agent = sipp_on(
+        "agent",
+        "agent_answer.xml",
+        agent_port,
+        work,
+        1,
+        &keys_agent,
+    );
+    let mut customer = sipp_on(
+        "trunk",
+        "customer_answer_hangs_up.xml",
+        trunk_port,
+        work,
+        1,
+        &keys_trunk,
+    );
+    let (agent_messages, customer_messages) = (agent.message_file(), customer.message_file());
+    let explain = |what: &str| {
+        format!(
+            "{what}\n=== slotgate ===\n{}\n=== agent ===\n{}\n=== customer ===\n{}",
+            tail(&set.slotgate.log(), 80),
+            tail(&read_or_note(&agent_messages), 60),
+            tail(&read_or_note(&customer_messages), 60)
+        )
+    };
+    let agent_side = offered_port(&agent, "agent-side-port", Duration::from_secs(15));
+    let customer_side = offered_port(&customer, "customer-side-port", Duration::from_secs(10));
+    let (Some(agent_side), Some(customer_side)) = (agent_side, customer_side) else {
+        panic!("{}", explain("slotgate did not call both legs"));
+    };
+    assert_eq!(
+        block_on(callbacks::attempts_before_slot(&set.url)),
+        0,
+        "{}",
+        explain("the slot fired before it was due")
+    );
+    let agent_side = SocketAddr::from(([127, 0, 0, 1], agent_side));
+    let customer_side = SocketAddr::from(([127, 0, 0, 1], customer_side));
+    // The agent speaks µ-law; the customer answered A-law.
+    let spoken: Vec<u8> = (0..160u32).map(|i| (i * 7 % 251) as u8).collect();
+    let mut as_alaw = spoken.clone();
+    g711::transcode_ulaw_to_alaw(&mut as_alaw);
+    let heard = relay_once(
+        &agent_rtp,
+        agent_side,
+        &trunk_rtp,
+        0,
+        &spoken,
+        (8, as_alaw.clone()),
+    );
+    assert_eq!(heard, Some((8, as_alaw)), "{}", explain("agent → customer"));
+    let answered: Vec<u8> = (0..160u32).map(|i| (i * 11 % 253) as u8).collect();
+    let mut as_ulaw = answered.clone();
+    g711::transcode_alaw_to_ulaw(&mut as_ulaw);
+    let heard = relay_once(
+        &trunk_rtp,
+        customer_side,
+        &agent_rtp,
+        8,
+        &answered,
+        (0, as_ulaw.clone()),
+    );
+    assert_eq!(heard, Some((0, as_ulaw)), "{}", explain("customer → agent"));
+
+    // The customer hangs up: the agent gets a BYE; both scenarios pass.
+    assert!(
+        finished(&mut customer, Duration::from_secs(20)),
+        "{}",
+        explain("customer side failed")
+    );
+    assert!(
+        finished(&mut agent, Duration::from_secs(20)),
+        "{}",
+        explain("agent side failed")
+    );
+    let (status, attempts) =
+        wait_for_attempts(&set.url, "cb-0", &["answered"], Duration::from_secs(5));
+    assert_eq!(
+        (status.as_str(), attempts),
+        ("done", vec!["answered".to_string()])
+    );
+    let agent_log = read_or_note(&agent.log_file());
+    let customer_log = read_or_note(&customer.log_file());
+    let attempt_of = |log: &str| {
+        log.lines()
+            .find_map(|l| {
+                l.split_once("attempt ")
+                    .map(|(_, r)| r.split_whitespace().next().map(str::to_string))
+            })
+            .flatten()
+    };
+    assert_eq!(
+        attempt_of(&agent_log),
+        attempt_of(&customer_log),
+        "both legs carry the same X-Slotgate-Attempt"
+    );
+}
+
+#[test]
+fn a_bye_from_the_agent_ends_the_customer_leg() {
+    require_sipp();
+    let [sg_port, trunk_port, agent_port] = free_ports::<3>();
+    let set = one_slot("progressive", 1, agent_port, trunk_port, sg_port);
+    let work = set._run.path();
+    let mut agent = sipp_on(
+        "agent",
+        "agent_answer_hangs_up.xml",
+        agent_port,
+        work,
+        1,
+        &[("agent_rtp", 9)],
+    );
+    let mut customer = sipp_on(
+        "trunk",
+        "customer_answer.xml",
+        trunk_port,
+        work,
+        1,
+        &[("trunk_rtp", 9)],
+    );
+    let ok = finished(&mut agent, Duration::from_secs(30))
+        && finished(&mut customer, Duration::from_secs(10));
+    assert!(
+        ok,
+        "{}\n{}\n{}",
+        tail(&set.slotgate.log(), 80),
+        tail(&read_or_note(&agent.message_file()), 40),
+        tail(&read_or_note(&customer.message_file()), 40)
+    );
+    let (status, attempts) =
+        wait_for_attempts(&set.url, "cb-0", &["answered"], Duration::from_secs(5));
+    assert_eq!(
+        (status.as_str(), attempts),
+        ("done", vec!["answered".to_string()])
+    );
+}
+
+#[test]
+fn a_busy_customer_is_recorded_and_tried_again_later() {
+    require_sipp();
+    let [sg_port, trunk_port, agent_port] = free_ports::<3>();
+    let set = one_slot("progressive", 1, agent_port, trunk_port, sg_port);
+    let work = set._run.path();
+    let mut agent = sipp_on(
+        "agent",
+        "agent_answer.xml",
+        agent_port,
+        work,
+        1,
+        &[("agent_rtp", 9)],
+    );
+    let mut customer = sipp_on("trunk", "customer_busy.xml", trunk_port, work, 1, &[]);
+    assert!(
+        finished(&mut customer, Duration::from_secs(30)),
+        "{}",
+        tail(&set.slotgate.log(), 80)
+    );
+    assert!(
+        finished(&mut agent, Duration::from_secs(10)),
+        "the agent's leg was hung up"
+    );
+    let (status, attempts) = wait_for_attempts(&set.url, "cb-0", &["busy"], Duration::from_secs(5));
+    assert_eq!(attempts, ["busy"], "{}", tail(&set.slotgate.log(), 60));
+    assert_eq!(status, "pending", "the strategy tries a busy line again");
+    // ... but not at once: the default strategy waits ten minutes.
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(state_of(&set.url, "cb-0").1, ["busy"]);
+}
+
+#[test]
+fn a_customer_who_never_answers_is_given_up_after_the_ring_timeout() {
+    require_sipp();
+    let [sg_port, trunk_port, agent_port] = free_ports::<3>();
+    let set = one_slot("progressive", 1, agent_port, trunk_port, sg_port);
+    let work = set._run.path();
+    let mut agent = sipp_on(
+        "agent",
+        "agent_answer.xml",
+        agent_port,
+        work,
+        1,
+        &[("agent_rtp", 9)],
+    );
+    let mut customer = sipp_on("trunk", "customer_no_answer.xml", trunk_port, work, 1, &[]);
+    let started = Instant::now();
+    assert!(
+        finished(&mut customer, Duration::from_secs(45)),
+        "{}",
+        tail(&set.slotgate.log(), 80)
+    );
+    assert!(
+        started.elapsed() >= Duration::from_secs(15),
+        "rang at least the 15 s ring timeout"
+    );
+    assert!(finished(&mut agent, Duration::from_secs(10)));
+    let (_, attempts) = wait_for_attempts(&set.url, "cb-0", &["no-answer"], Duration::from_secs(5));
+    assert_eq!(attempts, ["no-answer"], "{}", tail(&set.slotgate.log(), 60));
+}
+
+#[test]
+fn a_recorded_machine_greeting_is_detected_and_hung_up_on() {
+    require_sipp();
+    let [sg_port, trunk_port, agent_port] = free_ports::<3>();
+    let set = one_slot("predictive", 1, agent_port, trunk_port, sg_port);
+    let work = set._run.path();
+    // Nothing answers on the agent's port; anything sent there is seen.
+    let agent_probe = UdpSocket::bind(("127.0.0.1", agent_port)).expect("agent probe");
+    agent_probe.set_nonblocking(true).expect("nonblocking");
+    let mut customer = sipp_on(
+        "trunk",
+        "trunk_answer_machine.xml",
+        trunk_port,
+        work,
+        1,
+        &[],
+    );
+    assert!(
+        finished(&mut customer, Duration::from_secs(30)),
+        "{}\n{}",
+        tail(&set.slotgate.log(), 80),
+        tail(&read_or_note(&customer.message_file()), 40)
+    );
+    let (_, attempts) = wait_for_attempts(&set.url, "cb-0", &["machine"], Duration::from_secs(5));
+    assert_eq!(attempts, ["machine"], "{}", tail(&set.slotgate.log(), 60));
+    let mut buf = [0u8; 2048];
+    assert!(
+        agent_probe.recv_from(&mut buf).is_err(),
+        "no agent is called for a machine"
+    );
+}
+
+#[test]
+fn a_recorded_hello_is_a_person_and_is_put_through_to_the_agent() {
+    require_sipp();
+    let [sg_port, trunk_port, agent_port] = free_ports::<3>();
+    let set = one_slot("predictive", 1, agent_port, trunk_port, sg_port);
+    let work = set._run.path();
+    let mut agent = sipp_on(
+        "agent",
+        "agent_answer_hangs_up.xml",
+        agent_port,
+        work,
+        1,
+        &[("agent_rtp", 9)],
+    );
+    let mut customer = sipp_on("trunk", "trunk_answer_hello.xml", trunk_port, work, 1, &[]);
+    let ok = finished(&mut agent, Duration::from_secs(30))
+        && finished(&mut customer, Duration::from_secs(15));
+    assert!(
+        ok,
+        "{}\n{}\n{}",
+        tail(&set.slotgate.log(), 80),
+        tail(&read_or_note(&agent.message_file()), 40),
+        tail(&read_or_note(&customer.message_file()), 40)
+    );
+    let (_, attempts) = wait_for_attempts(&set.url, "cb-0", &["answered"], Duration::from_secs(5));
+    assert_eq!(attempts, ["answered"], "{}", tail(&set.slotgate.log(), 60));
+}
