@@ -153,3 +153,25 @@ pub async fn attempts_before_slot(url: &str) -> i64 {
     let _ = conn.close().await;
     n
 }
+
+/// The nodes that made attempts.
+pub async fn attempt_nodes(url: &str) -> Vec<String> {
+    let sql = "SELECT DISTINCT node FROM callback_attempts ORDER BY node";
+    if url.starts_with("sqlite") {
+        let mut conn = sqlx::SqliteConnection::connect(url).await.expect("sqlite");
+        let rows = sqlx::query_scalar(sql)
+            .fetch_all(&mut conn)
+            .await
+            .expect("rows");
+        let _ = conn.close().await;
+        rows
+    } else {
+        let mut conn = sqlx::PgConnection::connect(url).await.expect("postgres");
+        let rows = sqlx::query_scalar(sql)
+            .fetch_all(&mut conn)
+            .await
+            .expect("rows");
+        let _ = conn.close().await;
+        rows
+    }
+}
