@@ -88,6 +88,39 @@ impl Envelope {
         }
     }
 
+    /// The event for what a scheduled callback's call gave:
+    /// `call.<outcome>` (answered, busy, no-answer, failed, machine,
+    /// abandoned, agent-unavailable, not-placed), with whether and when the
+    /// campaign tries again.
+    #[allow(clippy::too_many_arguments)]
+    pub fn for_call_outcome(
+        enterprise_id: &str,
+        person_id: &str,
+        callback_id: &str,
+        attempt_id: &str,
+        campaign: &str,
+        callee: &str,
+        outcome: &str,
+        retry_at: Option<DateTime<Utc>>,
+        occurred_at: DateTime<Utc>,
+    ) -> Envelope {
+        Envelope {
+            id: crate::consent::new_id(),
+            event_type: format!("call.{outcome}"),
+            occurred_at,
+            enterprise_id: enterprise_id.to_string(),
+            person_id: person_id.to_string(),
+            data: json!({
+                "callback_id": callback_id,
+                "attempt_id": attempt_id,
+                "campaign": campaign,
+                "number": callee,
+                "outcome": outcome,
+                "retry_at": retry_at.map(instant),
+            }),
+        }
+    }
+
     /// The body to post: compact JSON, keys in alphabetical order.
     pub fn to_body(&self) -> String {
         json!({

@@ -31,6 +31,12 @@ macro_rules! scheduler_queries {
             }
         }
 
+        /// What makes a callback due besides its slot: its retry time has
+        /// come and no attempt of it is dialling.
+        const DUE: &str = "AND (c.retry_at IS NULL OR c.retry_at <= $3) \
+             AND NOT EXISTS (SELECT 1 FROM callback_attempts a \
+               WHERE a.callback_id = c.id AND a.state = 'dialling')";
+
         /// Recovers the callbacks of dead nodes, then claims up to `limit`
         /// due ones for `node` until `lease_until`, in one transaction.
         ///
@@ -74,17 +80,24 @@ macro_rules! scheduler_queries {
                 .await
                 .map_err(query_error(CONTEXT))?;
             }
+            // One sorted, limited range per status, merged: an OR of the two
+            // would read and sort every due row (a backlog after an outage)
+            // on each claim instead of walking `scheduled_callbacks_due`.
             let sql = format!(
                 "UPDATE scheduled_callbacks SET status = 'claimed', claimed_by = $1, \
                    lease_until = $2 \
-                 WHERE id IN ( \
-                   SELECT c.id FROM scheduled_callbacks c \
-                   WHERE c.slot_start <= $3 \
-                     AND (c.status = 'pending' OR (c.status = 'claimed' AND c.lease_until <= $3)) \
-                     AND (c.retry_at IS NULL OR c.retry_at <= $3) \
-                     AND NOT EXISTS (SELECT 1 FROM callback_attempts a \
-                       WHERE a.callback_id = c.id AND a.state = 'dialling') \
-                   ORDER BY c.slot_start, c.id LIMIT $4{SKIP_LOCKED}) \
+                 WHERE id IN (SELECT id FROM ( \
+                   SELECT id, slot_start FROM (SELECT c.id, c.slot_start \
+                     FROM scheduled_callbacks c \
+                     WHERE c.status = 'pending' AND c.slot_start <= $3 {DUE} \
+                     ORDER BY c.slot_start, c.id LIMIT $4{SKIP_LOCKED}) AS p \
+                   UNION ALL \
+                   SELECT id, slot_start FROM (SELECT c.id, c.slot_start \
+                     FROM scheduled_callbacks c \
+                     WHERE c.status = 'claimed' AND c.slot_start <= $3 \
+                       AND c.lease_until <= $3 {DUE} \
+                     ORDER BY c.slot_start, c.id LIMIT $4{SKIP_LOCKED}) AS e \
+                 ) AS due ORDER BY slot_start, id LIMIT $4) \
                  RETURNING {CALLBACK_COLUMNS}"
             );
             let rows = sqlx::query(&sql)
@@ -250,6 +263,34 @@ macro_rules! scheduler_queries {
             .execute(&mut *tx)
             .await
             .map_err(query_error(CONTEXT))?;
+            // The CRM hears of every call, in the same commit as the call's
+            // record: an outcome is never stored without its event.
+            let about = sqlx::query(
+                "SELECT c.enterprise_id, c.campaign, c.callee, r.person_id \
+                 FROM scheduled_callbacks c JOIN consent_requests r ON r.id = c.request_id \
+                 WHERE c.id = $1",
+            )
+            .bind(&attempt.callback_id)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(query_error(CONTEXT))?;
+            if let Some(row) = about {
+                let get = |name: &str| -> Result<String, sqlx::Error> { row.try_get(name) };
+                let event = crate::crm::Envelope::for_call_outcome(
+                    &get("enterprise_id").map_err(query_error(CONTEXT))?,
+                    &get("person_id").map_err(query_error(CONTEXT))?,
+                    &attempt.callback_id,
+                    &attempt.id,
+                    &get("campaign").map_err(query_error(CONTEXT))?,
+                    &get("callee").map_err(query_error(CONTEXT))?,
+                    outcome.as_str(),
+                    retry_at,
+                    now,
+                );
+                enqueue_webhook(&mut *tx, &event)
+                    .await
+                    .map_err(query_error(CONTEXT))?;
+            }
             tx.commit().await.map_err(query_error(CONTEXT))?;
             attempt.state = outcome.as_str().to_string();
             attempt.finished_at = Some(now);
