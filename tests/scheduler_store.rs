@@ -27,6 +27,11 @@ on_both_engines!(
     a_second_attempt_is_refused_while_one_is_dialling,
     finishing_an_attempt_records_its_outcome_and_settles_the_callback,
     a_node_killed_mid_dial_leaves_the_callback_unknown,
+    a_retried_callback_waits_for_its_retry_time,
+    a_released_callback_is_deferred_or_dropped,
+    renewing_keeps_a_claim_but_never_revives_a_lapsed_one,
+    an_operator_resolves_an_unknown_callback,
+    every_outcome_is_queued_for_the_crm,
 );
 
 fn at(minutes: i64) -> DateTime<Utc> {
@@ -413,6 +418,235 @@ async fn a_node_killed_mid_dial_leaves_the_callback_unknown(db: TestDb) {
     assert!(is_not_claimed(
         store.begin_attempt(&id, "node-a", later).await
     ));
+}
+
+async fn a_retried_callback_waits_for_its_retry_time(db: TestDb) {
+    let store = db.store().await;
+    let who = setup(&store).await;
+    let id = callback(&store, &db, &who, "busy", at(5)).await;
+    let t0 = at(10);
+    store
+        .claim_due_callbacks("node-a", t0, LEASE, 5)
+        .await
+        .unwrap();
+    let attempt = store.begin_attempt(&id, "node-a", t0).await.unwrap();
+    let retry = t0 + TimeDelta::minutes(10);
+    store
+        .settle_attempt(&attempt.id, AttemptOutcome::Busy, Some(retry), t0)
+        .await
+        .unwrap();
+    assert_eq!(status(&store, &id).await, "pending");
+    let early = store
+        .claim_due_callbacks("node-a", retry - TimeDelta::seconds(1), LEASE, 5)
+        .await
+        .unwrap();
+    assert!(early.is_empty(), "not before its retry time");
+    let due = store
+        .claim_due_callbacks("node-b", retry, LEASE, 5)
+        .await
+        .unwrap();
+    assert_eq!(ids(&due), [id.as_str()]);
+    // The strategy may also end it: no retry time settles it as done.
+    let second = store.begin_attempt(&id, "node-b", retry).await.unwrap();
+    store
+        .settle_attempt(&second.id, AttemptOutcome::NoAnswer, None, retry)
+        .await
+        .unwrap();
+    assert_eq!(status(&store, &id).await, "done");
+}
+
+async fn a_released_callback_is_deferred_or_dropped(db: TestDb) {
+    let store = db.store().await;
+    let who = setup(&store).await;
+    let later = callback(&store, &db, &who, "later", at(5)).await;
+    let dropped = callback(&store, &db, &who, "dropped", at(6)).await;
+    let t0 = at(10);
+    store
+        .claim_due_callbacks("node-a", t0, LEASE, 5)
+        .await
+        .unwrap();
+    // Only the holder may give a claim back.
+    assert!(is_not_claimed(
+        store
+            .release_callback(&later, "node-b", None, Some("x"))
+            .await
+    ));
+    let open = t0 + TimeDelta::hours(12);
+    store
+        .release_callback(&later, "node-a", Some(open), None)
+        .await
+        .unwrap();
+    store
+        .release_callback(&dropped, "node-a", None, Some("do_not_call_global"))
+        .await
+        .unwrap();
+    assert_eq!(status(&store, &later).await, "pending");
+    assert_eq!(status(&store, &dropped).await, "dropped");
+    assert!(store
+        .claim_due_callbacks("node-a", open - TimeDelta::minutes(1), LEASE, 5)
+        .await
+        .unwrap()
+        .is_empty());
+    let claimed = store
+        .claim_due_callbacks("node-a", open, LEASE, 5)
+        .await
+        .unwrap();
+    assert_eq!(
+        ids(&claimed),
+        [later.as_str()],
+        "a dropped callback stays dropped"
+    );
+    // A callback being dialled cannot be given back.
+    store.begin_attempt(&later, "node-a", open).await.unwrap();
+    assert!(is_not_claimed(
+        store
+            .release_callback(&later, "node-a", None, Some("x"))
+            .await
+    ));
+}
+
+async fn renewing_keeps_a_claim_but_never_revives_a_lapsed_one(db: TestDb) {
+    let store = db.store().await;
+    let who = setup(&store).await;
+    let kept = callback(&store, &db, &who, "kept", at(5)).await;
+    let t0 = at(10);
+    store
+        .claim_due_callbacks("node-a", t0, LEASE, 1)
+        .await
+        .unwrap();
+    let renewed = store
+        .renew_leases(
+            "node-a",
+            std::slice::from_ref(&kept),
+            t0 + TimeDelta::seconds(50),
+            LEASE,
+        )
+        .await
+        .unwrap();
+    assert_eq!(renewed, 1);
+    // Past the first lease, within the renewed one: still node-a's.
+    let t1 = t0 + TimeDelta::seconds(70);
+    assert!(store
+        .claim_due_callbacks("node-b", t1, LEASE, 5)
+        .await
+        .unwrap()
+        .is_empty());
+    store.begin_attempt(&kept, "node-a", t1).await.unwrap();
+
+    let lapsed = callback(&store, &db, &who, "lapsed", at(6)).await;
+    store
+        .claim_due_callbacks("node-a", t1, LEASE, 1)
+        .await
+        .unwrap();
+    let too_late = t1 + LEASE + TimeDelta::seconds(1);
+    assert_eq!(
+        store
+            .renew_leases("node-a", std::slice::from_ref(&lapsed), too_late, LEASE)
+            .await
+            .unwrap(),
+        0,
+        "another node may already hold it"
+    );
+    // Not renewed by someone else's name either.
+    assert_eq!(
+        store
+            .renew_leases("node-b", std::slice::from_ref(&kept), t1, LEASE)
+            .await
+            .unwrap(),
+        0
+    );
+}
+
+async fn an_operator_resolves_an_unknown_callback(db: TestDb) {
+    let store = db.store().await;
+    let who = setup(&store).await;
+    let id = callback(&store, &db, &who, "lost", at(5)).await;
+    let t0 = at(10);
+    store
+        .claim_due_callbacks("node-a", t0, LEASE, 1)
+        .await
+        .unwrap();
+    store.begin_attempt(&id, "node-a", t0).await.unwrap();
+    let later = t0 + LEASE;
+    store
+        .claim_due_callbacks("node-b", later, LEASE, 5)
+        .await
+        .unwrap();
+    let unknown = store.unknown_callbacks(10).await.unwrap();
+    assert_eq!(ids(&unknown), [id.as_str()]);
+    // Not resolvable unless unknown.
+    let other = callback(&store, &db, &who, "fine", at(6)).await;
+    assert!(is_not_claimed(
+        store
+            .resolve_unknown_callback(&other, None, "checked")
+            .await
+    ));
+    // The trunk's records say the person was never reached: dial again.
+    let redial = later + TimeDelta::minutes(5);
+    store
+        .resolve_unknown_callback(&id, Some(redial), "trunk CDRs show no call")
+        .await
+        .unwrap();
+    assert_eq!(status(&store, &id).await, "pending");
+    assert!(store.unknown_callbacks(10).await.unwrap().is_empty());
+    let claimed = store
+        .claim_due_callbacks("node-b", redial, LEASE, 5)
+        .await
+        .unwrap();
+    assert!(ids(&claimed).contains(&id.as_str()));
+}
+
+async fn every_outcome_is_queued_for_the_crm(db: TestDb) {
+    let store = db.store().await;
+    let (_, person) = setup(&store).await;
+    let e = store
+        .create_enterprise(
+            &NewEnterprise {
+                name: "Hooked SAS".into(),
+                display_name: "Hooked".into(),
+                services: vec!["Electricity".into()],
+                default_region: "FR".into(),
+                crm_webhook_url: Some("https://crm.example.com/slotgate".into()),
+                crm_webhook_secret: Some("0123456789abcdef0123456789abcdef".into()),
+                consent_policy: ConsentPolicy::Days(30),
+                status: TrustStatus::Trusted,
+            },
+            at(0),
+        )
+        .await
+        .unwrap()
+        .id;
+    store
+        .set_subscription(&person, &e, SubscriptionStatus::Active, at(0))
+        .await
+        .unwrap();
+    let id = callback(&store, &db, &(e.clone(), person), "hooked", at(5)).await;
+    let t0 = at(10);
+    store
+        .claim_due_callbacks("node-a", t0, LEASE, 1)
+        .await
+        .unwrap();
+    let attempt = store.begin_attempt(&id, "node-a", t0).await.unwrap();
+    store
+        .settle_attempt(&attempt.id, AttemptOutcome::Machine, None, t0)
+        .await
+        .unwrap();
+    let events = store
+        .webhook_events(&slotgate::crm::OutboxFilter {
+            state: None,
+            enterprise_id: Some(e.clone()),
+            limit: 100,
+        })
+        .await
+        .unwrap();
+    let call: Vec<_> = events
+        .iter()
+        .filter(|ev| ev.event_type.starts_with("call."))
+        .collect();
+    assert_eq!(call.len(), 1, "{events:?}");
+    assert_eq!(call[0].event_type, "call.machine");
+    assert!(call[0].payload.contains(&attempt.id));
+    assert!(call[0].payload.contains(&id));
 }
 
 /// A second `slotgate run` on the same SQLite file must refuse to start:
