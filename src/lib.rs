@@ -124,6 +124,7 @@ pub async fn serve(
     let (dial_tx, mut dial_rx) = mpsc::unbounded_channel::<pacing::dialer::DialCommand>();
     let (placed_tx, placed_rx) = mpsc::unbounded_channel();
     let (dialler_stop, dialler_stopped) = tokio::sync::watch::channel(false);
+    let dial_metrics = Arc::new(pacing::dialer::DialMetrics::default());
     let api = match config.api.listen {
         Some(addr) => {
             let sip = api::SipSide {
@@ -131,6 +132,7 @@ pub async fn serve(
                 caller_id: Arc::new(api::caller_id::PoolNumbers::from_config(
                     &config.caller_id.caller_id,
                 )),
+                dialler: dial_metrics.clone(),
             };
             Some(spawn_api(addr, &config, store.clone(), exchange, sip).await?)
         }
@@ -177,6 +179,7 @@ pub async fn serve(
             dial_tx,
             placed_rx,
             dialler_stopped,
+            dial_metrics.clone(),
         )
     });
     let (recorder, recorder_handle) =

@@ -34,6 +34,7 @@ const CALLEE: &str = "+33142685302";
 const SLOTS: usize = 1_000;
 /// Calls in progress at most (trunk channels of the campaign).
 const CHANNELS: usize = 100;
+const ADMIN_TOKEN: &str = "admin-token-0123456789abcdef0123456789";
 
 fn node_config(trunk_port: u16, node: &str, media_base: u16) -> String {
     let hours = hours_including_now();
@@ -41,6 +42,7 @@ fn node_config(trunk_port: u16, node: &str, media_base: u16) -> String {
         "[pbx]\nallowed_sources = [\"127.0.0.1/32\"]\n\
          [trunk]\naddress = \"127.0.0.1:{trunk_port}\"\noptions_interval_secs = 0\n\
          [shutdown]\ndrain_timeout_secs = 2\n\
+         [api]\nadmin_token = \"{ADMIN_TOKEN}\"\n\
          [media]\nport_min = {media_base}\nport_max = {}\n\
          [log]\nlevel = \"slotgate=info\"\n\
          [pacing]\nenabled = true\nnode = \"{node}\"\nlease_secs = 10\nclaim_every_ms = 100\n\
@@ -218,6 +220,73 @@ fn assert_exactly_once(url: &str, trunk: &Sipp, logs: &str) {
     assert!(done >= SLOTS - CHANNELS, "{done} done\n{}", explain());
 }
 
+/// The operator lists what is unknown over the admin API and settles one.
+fn operator_settles_the_unknown(url: &str, api: SocketAddr) {
+    let unknown: Vec<String> = block_on(callbacks::statuses(url))
+        .into_iter()
+        .filter(|(_, s)| s == "unknown")
+        .map(|(id, _)| id)
+        .collect();
+    let base = format!("http://{api}");
+    let client = reqwest::Client::new();
+    let listed: serde_json::Value = block_on(async {
+        client
+            .get(format!("{base}/admin/v1/callbacks/unknown?limit=1000"))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .expect("list")
+            .json()
+            .await
+            .expect("json")
+    });
+    let listed: Vec<&str> = listed["callbacks"]
+        .as_array()
+        .expect("callbacks")
+        .iter()
+        .filter_map(|c| c["id"].as_str())
+        .collect();
+    assert_eq!(
+        listed.len(),
+        unknown.len(),
+        "the admin API lists every unknown callback"
+    );
+    let Some(first) = unknown.first() else {
+        return;
+    };
+    let resolve = |body: serde_json::Value| {
+        block_on(async {
+            client
+                .post(format!("{base}/admin/v1/callbacks/{first}/resolve"))
+                .bearer_auth(ADMIN_TOKEN)
+                .json(&body)
+                .send()
+                .await
+                .expect("resolve")
+                .status()
+                .as_u16()
+        })
+    };
+    assert_eq!(
+        resolve(serde_json::json!({"action": "maybe", "note": "x"})),
+        422
+    );
+    assert_eq!(
+        resolve(serde_json::json!({"action": "done", "note": "the trunk's records show the call"})),
+        204
+    );
+    assert_eq!(
+        resolve(serde_json::json!({"action": "done", "note": "again"})),
+        409,
+        "only an unknown callback is resolved"
+    );
+    let status = block_on(callbacks::statuses(url))
+        .into_iter()
+        .find(|(id, _)| id == first)
+        .map(|(_, s)| s);
+    assert_eq!(status.as_deref(), Some("done"));
+}
+
 #[test]
 fn a_node_killed_mid_run_on_sqlite_dials_no_slot_twice_after_restart() {
     require_sipp();
@@ -254,6 +323,7 @@ fn a_node_killed_mid_run_on_sqlite_dials_no_slot_twice_after_restart() {
     settle(&url, Duration::from_secs(90));
     logs.push_str(&second.log());
     assert_exactly_once(&url, &trunk, &logs);
+    operator_settles_the_unknown(&url, api);
     second.stop(Duration::from_secs(10));
     let _ = trunk.child.kill();
 }

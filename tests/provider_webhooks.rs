@@ -539,6 +539,7 @@ async fn rbm_refusals_are_counted() {
             webhooks: counters.clone(),
             gate: Arc::default(),
             caller_id: Arc::default(),
+            dialler: Arc::default(),
         });
     let base = serve(router).await;
     let data = chip_reply("Mx-counted", "now");

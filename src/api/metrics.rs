@@ -20,5 +20,6 @@ pub async fn metrics(State(state): State<ApiState>) -> impl IntoResponse {
          slotgate_webhooks_rejected_total{{provider=\"sms\"}} {sms}\n"
     );
     body.push_str(&state.gate.render());
+    body.push_str(&state.dialler.render());
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body)
 }

@@ -8,6 +8,7 @@
 //! which enforces the consent rules, and shape the answer.
 
 pub mod admin;
+pub mod admin_callbacks;
 pub mod admin_webhooks;
 pub mod auth;
 pub mod caller_id;
@@ -52,6 +53,8 @@ pub struct ApiState {
     pub gate: Arc<crate::b2bua::gate_metrics::GateMetrics>,
     /// The caller ID pool the config sets, for the flag routes.
     pub caller_id: Arc<caller_id::PoolNumbers>,
+    /// What the dialler counts, shown on `/metrics`.
+    pub dialler: Arc<crate::pacing::dialer::DialMetrics>,
 }
 
 /// What the SIP side of the same process shares with the API.
@@ -61,6 +64,8 @@ pub struct SipSide {
     pub gate: Arc<crate::b2bua::gate_metrics::GateMetrics>,
     /// The local-presence pool, listed with its flags.
     pub caller_id: Arc<caller_id::PoolNumbers>,
+    /// The dialler's counters, shown on `/metrics`.
+    pub dialler: Arc<crate::pacing::dialer::DialMetrics>,
 }
 
 /// What the provider webhooks and the simulator routes act on.
@@ -196,6 +201,14 @@ pub fn router_with_sip(
             "/admin/v1/webhook-events/{id}/redrive",
             post(admin_webhooks::redrive_webhook_event),
         )
+        .route(
+            "/admin/v1/callbacks/unknown",
+            get(admin_callbacks::list_unknown_callbacks),
+        )
+        .route(
+            "/admin/v1/callbacks/{id}/resolve",
+            post(admin_callbacks::resolve_callback),
+        )
         .route("/healthz", get(health::healthz))
         .route("/metrics", get(metrics::metrics))
         .route("/readyz", get(health::readyz))
@@ -210,6 +223,7 @@ pub fn router_with_sip(
             webhooks: Arc::default(),
             gate: sip.gate,
             caller_id: sip.caller_id,
+            dialler: sip.dialler,
         })
 }
 

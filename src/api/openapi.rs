@@ -6,8 +6,8 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::{
-    admin, admin_webhooks, caller_id, campaigns, consent_requests, consents, errors, health,
-    people, simulator,
+    admin, admin_callbacks, admin_webhooks, caller_id, campaigns, consent_requests, consents,
+    errors, health, people, simulator,
 };
 
 #[derive(OpenApi)]
@@ -47,6 +47,8 @@ use super::{
         admin::add_do_not_call,
         admin::get_do_not_call,
         admin::remove_do_not_call,
+        admin_callbacks::list_unknown_callbacks,
+        admin_callbacks::resolve_callback,
         admin_webhooks::list_webhook_events,
         admin_webhooks::redrive_webhook_event,
         caller_id::set_caller_id,
@@ -96,6 +98,9 @@ use super::{
         admin::AddDoNotCall,
         admin::DoNotCallAdded,
         admin::DoNotCallView,
+        admin_callbacks::CallbackView,
+        admin_callbacks::CallbackList,
+        admin_callbacks::Resolution,
         admin_webhooks::WebhookEventView,
         admin_webhooks::WebhookEventList,
         caller_id::SetCallerId,

@@ -17,6 +17,7 @@
 
 mod campaign_run;
 pub mod config;
+pub mod metrics;
 mod outcome;
 
 use std::collections::HashMap;
@@ -41,6 +42,7 @@ use crate::store::scheduler::{Attempt, AttemptOutcome};
 use crate::store::Store;
 use campaign_run::{CampaignKey, CampaignRun};
 pub use config::{OrderPolicy, PacingConfig};
+pub use metrics::DialMetrics;
 
 /// What the dialler asks of the SIP loop, which owns the core.
 #[derive(Debug)]
@@ -109,6 +111,7 @@ pub fn spawn(
     sip: mpsc::UnboundedSender<DialCommand>,
     events: mpsc::UnboundedReceiver<PlacedEvent>,
     stop: watch::Receiver<bool>,
+    metrics: Arc<DialMetrics>,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
         let (internal_tx, internal_rx) = mpsc::unbounded_channel();
@@ -123,6 +126,7 @@ pub fn spawn(
             by_core_call: HashMap::new(),
             by_pacer_call: HashMap::new(),
             in_commit: 0,
+            metrics,
         };
         dialer.run(events, internal_rx, stop).await;
     })
@@ -142,6 +146,7 @@ struct Dialer {
     by_pacer_call: HashMap<(CampaignKey, CallId), String>,
     /// Dials whose attempt is being committed.
     in_commit: usize,
+    metrics: Arc<DialMetrics>,
 }
 
 impl Dialer {
@@ -211,6 +216,8 @@ impl Dialer {
                 next_claim = tokio::time::Instant::now() + self.config.claim_every;
             }
             self.drive_pacers(now).await;
+            self.metrics
+                .set_in_progress(self.live.len() + self.in_commit, self.claimed.len());
         }
         info!("dialler stopped");
     }
@@ -580,6 +587,7 @@ impl Dialer {
         if let (Some(run), Some(seat)) = (self.runs.get_mut(&live.key), live.seat.take()) {
             run.free_seat(seat, now);
         }
+        self.metrics.ended("not-placed");
         let again = now + chrono::TimeDelta::seconds(5);
         if let Err(e) = self
             .store
@@ -837,6 +845,7 @@ impl Dialer {
         attempt_id: Option<&str>,
         outcome: outcome::CallOutcome,
     ) {
+        self.metrics.ended(outcome.as_str());
         if let Err(e) = self
             .store
             .record_call_outcome(&key.0, &key.1, attempt_id, outcome, Utc::now())
