@@ -12,7 +12,7 @@ use slotgate::consent::{
     SubscriptionStatus, TrustStatus, E164,
 };
 use slotgate::store::holds::NewHold;
-use slotgate::store::scheduler::AttemptOutcome;
+use slotgate::store::scheduler::{AfterAttempt, AttemptOutcome};
 use slotgate::store::{ConsentStoreError, Store};
 #[macro_use]
 mod common;
@@ -432,7 +432,12 @@ async fn a_retried_callback_waits_for_its_retry_time(db: TestDb) {
     let attempt = store.begin_attempt(&id, "node-a", t0).await.unwrap();
     let retry = t0 + TimeDelta::minutes(10);
     store
-        .settle_attempt(&attempt.id, AttemptOutcome::Busy, Some(retry), t0)
+        .settle_attempt(
+            &attempt.id,
+            AttemptOutcome::Busy,
+            AfterAttempt::DialAt(retry),
+            t0,
+        )
         .await
         .unwrap();
     assert_eq!(status(&store, &id).await, "pending");
@@ -449,7 +454,12 @@ async fn a_retried_callback_waits_for_its_retry_time(db: TestDb) {
     // The strategy may also end it: no retry time settles it as done.
     let second = store.begin_attempt(&id, "node-b", retry).await.unwrap();
     store
-        .settle_attempt(&second.id, AttemptOutcome::NoAnswer, None, retry)
+        .settle_attempt(
+            &second.id,
+            AttemptOutcome::NoAnswer,
+            AfterAttempt::Done,
+            retry,
+        )
         .await
         .unwrap();
     assert_eq!(status(&store, &id).await, "done");
@@ -628,7 +638,7 @@ async fn every_outcome_is_queued_for_the_crm(db: TestDb) {
         .unwrap();
     let attempt = store.begin_attempt(&id, "node-a", t0).await.unwrap();
     store
-        .settle_attempt(&attempt.id, AttemptOutcome::Machine, None, t0)
+        .settle_attempt(&attempt.id, AttemptOutcome::Machine, AfterAttempt::Done, t0)
         .await
         .unwrap();
     let events = store

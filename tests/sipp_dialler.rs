@@ -495,3 +495,106 @@ fn a_recorded_hello_is_a_person_and_is_put_through_to_the_agent() {
     let (_, attempts) = wait_for_attempts(&set.url, "cb-0", &["answered"], Duration::from_secs(5));
     assert_eq!(attempts, ["answered"], "{}", tail(&set.slotgate.log(), 60));
 }
+
+#[test]
+fn a_busy_line_under_a_prompt_pass_asks_for_another_time_and_calls_again() {
+    require_sipp();
+    let [sg_port, trunk_port, agent_port] = free_ports::<3>();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = Slotgate::db_in(dir.path());
+    let (e, p) = people(&url);
+    let hours = hours_including_now();
+    block_on(async {
+        let store = slotgate::store::Store::connect(&url).await.expect("store");
+        let settings = serde_json::from_value(serde_json::json!({
+            "mode": "progressive", "agents_target": 1, "ring_timeout_secs": 15,
+            "calling_hours": {"default": hours}
+        }))
+        .expect("settings");
+        // Voice once; on a busy line, the prompt; on its answer, voice again.
+        let strategy = serde_json::from_value(serde_json::json!({"passes": [
+            {"channel": "voice", "max_attempts": 1},
+            {"channel": "prompt", "enter_on": ["busy", "no-answer"]},
+            {"channel": "voice", "enter_on": ["prompted"], "max_attempts": 1}
+        ]}))
+        .expect("strategy");
+        store
+            .create_campaign(
+                &e,
+                "spring",
+                &slotgate::store::campaigns::CampaignSpec {
+                    settings,
+                    ..Default::default()
+                },
+                Some(&strategy),
+                Utc::now(),
+            )
+            .await
+            .expect("campaign");
+        store.close().await;
+    });
+    let target = format!("sip:4001@127.0.0.1:{agent_port}");
+    block_on(callbacks::seed(
+        &url,
+        &Slots {
+            enterprise: &e,
+            person: &p,
+            callee: CALLEE,
+            campaign: "spring",
+            pbx_target: &target,
+            first: Utc::now() + TimeDelta::seconds(1),
+            spacing: TimeDelta::seconds(1),
+        },
+        1,
+    ));
+    let extra = format!(
+        "[prompts]\ncalling_hours = \"{hours}\"\n\
+         [channels.simulator]\nauto_reply = \"now\"\nauto_reply_delay_ms = 300\n"
+    );
+    let slotgate = Slotgate::start_in(
+        dir,
+        sg_port,
+        "",
+        &format!("{}{extra}", config(trunk_port, "progressive", "node-a", "")),
+    );
+    let run = tempfile::tempdir().expect("run dir");
+    let work = run.path();
+    let mut agent = sipp_on(
+        "agent",
+        "agent_answer.xml",
+        agent_port,
+        work,
+        2,
+        &[("agent_rtp", 9)],
+    );
+    let mut customer = sipp_on("trunk", "customer_busy.xml", trunk_port, work, 2, &[]);
+    let ok = finished(&mut customer, Duration::from_secs(40));
+    let explain = format!(
+        "{}\n=== trunk ===\n{}",
+        tail(&slotgate.log(), 80),
+        tail(&read_or_note(&customer.log_file()), 20)
+    );
+    assert!(ok, "two calls reached the trunk\n{explain}");
+    let _ = agent.wait(Duration::from_secs(5));
+    let statuses = block_on(callbacks::statuses(&url));
+    let first = statuses
+        .iter()
+        .find(|(id, _)| id == "cb-0")
+        .map(|(_, s)| s.as_str());
+    assert_eq!(
+        first,
+        Some("dropped"),
+        "the first callback became a prompt\n{explain}"
+    );
+    assert_eq!(
+        statuses.len(),
+        2,
+        "the answer to the prompt scheduled a callback: {statuses:?}"
+    );
+    let attempts = block_on(callbacks::attempts(&url));
+    assert_eq!(attempts.len(), 2, "{attempts:?}");
+    assert!(
+        attempts.iter().all(|(_, _, state)| state == "busy"),
+        "{attempts:?}"
+    );
+}

@@ -9,7 +9,12 @@
 -- resolved an 'unknown' one: 'do-not-call', 'revoked', 'no-calling-window',
 -- 'strategy-done', 'operator: …'.
 --
+-- due_action: what to do when a pending callback is due: NULL, dial it;
+-- 'prompt', send the person a prompt to pick another time (a campaign's
+-- prompt pass) instead of calling.
+--
 -- scheduled_callbacks.status gains 'dropped' (settled without a call).
 
 ALTER TABLE scheduled_callbacks ADD COLUMN retry_at TEXT;
 ALTER TABLE scheduled_callbacks ADD COLUMN settled_reason TEXT;
+ALTER TABLE scheduled_callbacks ADD COLUMN due_action TEXT;

@@ -17,7 +17,8 @@ macro_rules! hold_queries {
         use crate::store::holds::{NewHold, ScheduledCallback, LATE_NOW_SLOT};
 
         const CALLBACK_COLUMNS: &str = "id, request_id, hold_id, enterprise_id, campaign, \
-             callee, caller, pbx_target, consent_id, slot_start, slot_end, status, created_at";
+             callee, caller, pbx_target, consent_id, slot_start, slot_end, status, created_at, \
+             due_action";
 
         fn callback_from_row(row: &DbRow) -> Result<ScheduledCallback, sqlx::Error> {
             Ok(ScheduledCallback {
@@ -34,6 +35,7 @@ macro_rules! hold_queries {
                 slot_end: time(row, "slot_end")?,
                 status: row.try_get("status")?,
                 created_at: time(row, "created_at")?,
+                due_action: row.try_get("due_action")?,
             })
         }
 

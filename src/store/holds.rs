@@ -55,6 +55,9 @@ pub struct ScheduledCallback {
     pub slot_end: DateTime<Utc>,
     pub status: String,
     pub created_at: DateTime<Utc>,
+    /// What to do when it is due: `None`, call; `Some("prompt")`, ask the
+    /// person for another time (a campaign's prompt pass).
+    pub due_action: Option<String>,
 }
 
 /// Where a hold stands.

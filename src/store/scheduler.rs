@@ -29,6 +29,18 @@ pub const ATTEMPT_DIALLING: &str = "dialling";
 /// dialling: the call may or may not have reached the person.
 pub const ATTEMPT_OUTCOME_UNKNOWN: &str = "outcome-unknown";
 
+/// What becomes of a callback once an attempt has ended, as the
+/// campaign's strategy decides.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AfterAttempt {
+    /// Nothing more: the callback is `done`.
+    Done,
+    /// Call again from then.
+    DialAt(DateTime<Utc>),
+    /// Ask the person for another time from then (a prompt pass).
+    PromptAt(DateTime<Utc>),
+}
+
 /// One try at placing a scheduled callback.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Attempt {
@@ -157,25 +169,32 @@ impl Store {
         outcome: AttemptOutcome,
         now: DateTime<Utc>,
     ) -> Result<Attempt, ConsentStoreError> {
-        let retry_at = outcome.retriable().then_some(now);
-        self.settle_attempt(attempt_id, outcome, retry_at, now)
-            .await
+        let after = if outcome.retriable() {
+            AfterAttempt::DialAt(now)
+        } else {
+            AfterAttempt::Done
+        };
+        self.settle_attempt(attempt_id, outcome, after, now).await
     }
 
-    /// Ends a dialling attempt with `outcome`; the callback goes back to
-    /// `pending`, claimable from `retry_at`, or is `done` when `None` (the
-    /// campaign's strategy decides which).
+    /// Ends a dialling attempt with `outcome`, in the same commit as its
+    /// CRM event; the callback is `done`, or back to `pending` to be
+    /// dialled or prompted from the time `after` gives.
     pub async fn settle_attempt(
         &self,
         attempt_id: &str,
         outcome: AttemptOutcome,
-        retry_at: Option<DateTime<Utc>>,
+        after: AfterAttempt,
         now: DateTime<Utc>,
     ) -> Result<Attempt, ConsentStoreError> {
-        let retry_at = retry_at.map(to_micros);
+        let (retry_at, due_action) = match after {
+            AfterAttempt::Done => (None, None),
+            AfterAttempt::DialAt(at) => (Some(to_micros(at)), None),
+            AfterAttempt::PromptAt(at) => (Some(to_micros(at)), Some("prompt")),
+        };
         on_engine!(
             self,
-            finish_attempt(attempt_id, outcome, retry_at, to_micros(now))
+            finish_attempt(attempt_id, outcome, retry_at, due_action, to_micros(now))
         )
     }
 

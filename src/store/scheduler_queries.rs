@@ -216,6 +216,7 @@ macro_rules! scheduler_queries {
             attempt_id: &str,
             outcome: AttemptOutcome,
             retry_at: Option<DateTime<Utc>>,
+            due_action: Option<&str>,
             now: DateTime<Utc>,
         ) -> QueryResult<Attempt> {
             const CONTEXT: &str = "finishing a callback attempt";
@@ -255,11 +256,13 @@ macro_rules! scheduler_queries {
             // attempt's to settle.
             sqlx::query(
                 "UPDATE scheduled_callbacks SET status = $1, claimed_by = NULL, \
-                   lease_until = NULL, retry_at = $2 WHERE id = $3 AND status = 'claimed'",
+                   lease_until = NULL, retry_at = $2, due_action = $4 \
+                 WHERE id = $3 AND status = 'claimed'",
             )
             .bind(if retry_at.is_some() { "pending" } else { "done" })
             .bind(retry_at.map(t))
             .bind(&attempt.callback_id)
+            .bind(due_action)
             .execute(&mut *tx)
             .await
             .map_err(query_error(CONTEXT))?;

@@ -38,7 +38,7 @@ use crate::media::Announcement;
 use crate::pacing::dial_check::may_dial;
 use crate::pacing::{CallId, CallProgress, Contact, ContactId, DropReason, PacerEvent};
 use crate::store::holds::ScheduledCallback;
-use crate::store::scheduler::{Attempt, AttemptOutcome};
+use crate::store::scheduler::{AfterAttempt, Attempt, AttemptOutcome};
 use crate::store::Store;
 use campaign_run::{CampaignKey, CampaignRun};
 pub use config::{OrderPolicy, PacingConfig};
@@ -66,6 +66,9 @@ pub enum DialCommand {
         outcome: PlacedOutcome,
     },
 }
+
+/// How long a prompt pass's question stays open.
+const PROMPT_TTL: chrono::TimeDelta = chrono::TimeDelta::days(1);
 
 /// How often campaign records (agents, strategy, pause) are read again.
 const REFRESH_EVERY: Duration = Duration::from_secs(2);
@@ -271,6 +274,10 @@ impl Dialer {
                         continue;
                     }
                 }
+            }
+            if callback.due_action.as_deref() == Some("prompt") {
+                self.prompt_again(&callback, now).await;
+                continue;
             }
             let Some(run) = self.runs.get_mut(&key) else {
                 continue;
@@ -591,7 +598,12 @@ impl Dialer {
         let again = now + chrono::TimeDelta::seconds(5);
         if let Err(e) = self
             .store
-            .settle_attempt(attempt_id, AttemptOutcome::NotPlaced, Some(again), now)
+            .settle_attempt(
+                attempt_id,
+                AttemptOutcome::NotPlaced,
+                AfterAttempt::DialAt(again),
+                now,
+            )
             .await
         {
             warn!(attempt = %attempt_id, error = %e, "cannot record an attempt not placed");
@@ -827,16 +839,73 @@ impl Dialer {
                 Vec::new()
             }
         };
-        let retry_at = outcome::retry_at(&strategy, &history, attempt_id, attempt_outcome, now);
+        let after = match outcome::next(&strategy, &history, attempt_id, attempt_outcome, now) {
+            outcome::NextStep::Voice { at, .. } => AfterAttempt::DialAt(at),
+            outcome::NextStep::Prompt { at, .. } => AfterAttempt::PromptAt(at),
+            outcome::NextStep::Done { .. } => AfterAttempt::Done,
+        };
         if let Err(e) = self
             .store
-            .settle_attempt(attempt_id, attempt_outcome, retry_at, now)
+            .settle_attempt(attempt_id, attempt_outcome, after, now)
             .await
         {
             warn!(attempt = %attempt_id, error = %e, "cannot record the attempt's outcome");
         }
         self.record(&key, Some(attempt_id), outcome::call_outcome(placed))
             .await;
+    }
+
+    /// A prompt pass fell due: "we missed you, pick another time", through
+    /// the consent exchange. It is a consent request on a hold that has
+    /// already ended, so the person's answer schedules a new callback
+    /// exactly as a late answer to a held INVITE does; this callback is
+    /// settled (`dropped`, reason `prompted`).
+    async fn prompt_again(&self, callback: &ScheduledCallback, now: DateTime<Utc>) {
+        let opened = async {
+            let request = self
+                .store
+                .consent_request(&callback.request_id)
+                .await?
+                .ok_or_else(|| crate::store::ConsentStoreError::NotFound {
+                    what: "consent request",
+                    id: callback.request_id.clone(),
+                })?;
+            let hold_id = crate::consent::new_id();
+            let new = crate::consent::NewConsentRequest {
+                enterprise_id: callback.enterprise_id.clone(),
+                person_id: request.person_id.clone(),
+                number: request.number.clone(),
+                scope: crate::consent::Scope::Campaign(callback.campaign.clone()),
+                options: Vec::new(),
+                hold_id: Some(hold_id.clone()),
+                expires_at: now + PROMPT_TTL,
+            };
+            let hold = crate::store::holds::NewHold {
+                id: hold_id.clone(),
+                campaign: callback.campaign.clone(),
+                caller: callback.caller.clone(),
+                pbx_target: callback.pbx_target.clone(),
+            };
+            let opened = self.store.open_hold(new, &hold, now).await?;
+            self.store.end_hold(&hold_id, false, now).await?;
+            Ok::<_, crate::store::ConsentStoreError>(opened.id)
+        };
+        match opened.await {
+            Ok(request) => {
+                info!(callback = %callback.id, %request, "prompt pass: asking for another time");
+                self.release(&callback.id, None, Some("prompted")).await;
+            }
+            Err(crate::store::ConsentStoreError::Refused(refusal)) => {
+                info!(callback = %callback.id, %refusal, "prompt pass not sent: may not ask");
+                self.release(&callback.id, None, Some(refusal.code())).await;
+            }
+            Err(e) => {
+                // Tried again later: the person is owed the question.
+                warn!(callback = %callback.id, error = %e, "cannot open the prompt pass's request");
+                let later = now + chrono::TimeDelta::minutes(5);
+                self.release(&callback.id, Some(later), None).await;
+            }
+        }
     }
 
     async fn record(

@@ -6,7 +6,8 @@ use chrono::{DateTime, Utc};
 
 use crate::b2bua::core::originate::PlacedOutcome;
 pub(super) use crate::pacing::strategy::CallOutcome;
-use crate::pacing::strategy::{next_step, NextStep, Outcome, PassOutcome, Strategy};
+pub(super) use crate::pacing::strategy::NextStep;
+use crate::pacing::strategy::{next_step, Outcome, PassOutcome, Strategy};
 use crate::store::scheduler::{Attempt, AttemptOutcome};
 
 pub(super) fn attempt_outcome(placed: PlacedOutcome) -> AttemptOutcome {
@@ -34,13 +35,8 @@ pub(super) fn call_outcome(placed: PlacedOutcome) -> CallOutcome {
 }
 
 /// When the callback is to be dialled again, if ever, after attempt
-/// `current` ended with `outcome`. The passes of earlier attempts are not
-/// stored: they are replayed through the strategy, which gives the same
-/// passes as long as it is unchanged, and the current strategy's reading
-/// when an operator replaced it (it applies to contacts not yet dialled).
-///
-/// A strategy whose next step is a prompt pass ends the callback here:
-/// sending the "pick another time" prompt from the dialler is not built.
+/// `current` ended with `outcome` (see [`next`]).
+#[cfg(test)]
 pub(super) fn retry_at(
     strategy: &Strategy,
     attempts: &[Attempt],
@@ -48,6 +44,24 @@ pub(super) fn retry_at(
     outcome: AttemptOutcome,
     now: DateTime<Utc>,
 ) -> Option<DateTime<Utc>> {
+    match next(strategy, attempts, current, outcome, now) {
+        NextStep::Voice { at, .. } => Some(at),
+        NextStep::Prompt { .. } | NextStep::Done { .. } => None,
+    }
+}
+
+/// The strategy's next step for the callback after attempt `current`
+/// ended with `outcome`. The passes of earlier attempts are not stored:
+/// they are replayed through the strategy, which gives the same passes as
+/// long as it is unchanged, and the current strategy's reading when an
+/// operator replaced it (it applies to contacts not yet dialled).
+pub(super) fn next(
+    strategy: &Strategy,
+    attempts: &[Attempt],
+    current: &str,
+    outcome: AttemptOutcome,
+    now: DateTime<Utc>,
+) -> NextStep {
     let mut history: Vec<PassOutcome> = Vec::new();
     let earlier = attempts.iter().filter(|a| a.id != current).filter_map(|a| {
         let outcome = a.state.parse::<Outcome>().ok()?;
@@ -67,10 +81,7 @@ pub(super) fn retry_at(
         };
         history.push(PassOutcome { pass, outcome, at });
     }
-    match next_step(strategy, &history, now) {
-        NextStep::Voice { at, .. } => Some(at),
-        NextStep::Prompt { .. } | NextStep::Done { .. } => None,
-    }
+    next_step(strategy, &history, now)
 }
 
 #[cfg(test)]
