@@ -1515,6 +1515,66 @@ mod tests {
     }
 
     #[test]
+    fn the_pacing_defaults_match_the_shipped_file() {
+        let shipped = Config::from_toml_str(include_str!("../config/slotgate.toml")).unwrap();
+        let empty = Config::from_toml_str("").unwrap();
+        assert_eq!(
+            format!("{:?}", shipped.pacing.amd),
+            format!("{:?}", empty.pacing.amd)
+        );
+        assert_eq!(
+            format!("{:?}", shipped.pacing.default_settings),
+            format!("{:?}", empty.pacing.default_settings)
+        );
+        assert_eq!(
+            (
+                shipped.pacing.enabled,
+                shipped.pacing.lease,
+                shipped.pacing.claim_batch
+            ),
+            (
+                empty.pacing.enabled,
+                empty.pacing.lease,
+                empty.pacing.claim_batch
+            )
+        );
+        assert!(!empty.pacing.enabled, "nobody is called unless asked for");
+    }
+
+    #[test]
+    fn a_pacing_section_that_cannot_work_names_its_key() {
+        for (text, key) in [
+            ("[pacing]\nlease_secs = 2", "pacing.lease_secs"),
+            ("[pacing]\nclaim_batch = 0", "pacing.claim_batch"),
+            (
+                "[pacing]\nagent_target = \"queue@pbx\"",
+                "pacing.agent_target",
+            ),
+            ("[pacing]\nnode = \"two words\"", "pacing.node"),
+            (
+                "[pacing]\nabandon_message = \"/nonexistent.wav\"",
+                "pacing.abandon_message",
+            ),
+            ("[pacing.amd]\ndecision_ms = 9000", "pacing.amd"),
+            (
+                "[pacing.defaults]\nmode = \"progressive\"\nagents_target = 0",
+                "pacing.defaults.agents_target",
+            ),
+            (
+                "[pacing.defaults.limits]\ncalls_per_second = -1.0",
+                "pacing.defaults.limits.calls_per_second",
+            ),
+            (
+                "[pacing.defaults.calling_hours]\ndefault = \"21:00-21:00\"",
+                "pacing.defaults.calling_hours.default",
+            ),
+        ] {
+            let err = Config::from_toml_str(text).expect_err(text);
+            assert_eq!(key_of(err), key, "{text}");
+        }
+    }
+
+    #[test]
     fn the_media_defaults_match_the_shipped_file() {
         let shipped = Config::from_toml_str(include_str!("../config/slotgate.toml")).unwrap();
         let empty = Config::from_toml_str("").unwrap();
