@@ -180,6 +180,8 @@ pub(super) struct PlacedLeg {
     ring_deadline: Instant,
     auth_tries: u8,
     ack: Option<Bytes>,
+    /// The far end has answered something, if only `100 Trying`.
+    heard: bool,
 }
 
 #[derive(Debug)]
@@ -495,6 +497,7 @@ impl Core {
                 ring_deadline: deadline,
                 auth_tries: 0,
                 ack: None,
+                heard: false,
             });
         }
         self.by_placed_call_id.insert(call_id, (n, Side::Pbx));
@@ -582,6 +585,7 @@ impl Core {
                 ring_deadline: deadline,
                 auth_tries: 0,
                 ack: None,
+                heard: false,
             });
         }
         self.by_placed_call_id.insert(call_id, (n, Side::Trunk));
@@ -599,9 +603,6 @@ impl Core {
         now: Instant,
     ) {
         let Some(code) = msg.status() else { return };
-        if code == 100 {
-            return;
-        }
         let Some(placed) = self.placed.get_mut(&n) else {
             return;
         };
@@ -609,6 +610,10 @@ impl Core {
             return;
         };
         if leg.tx != key {
+            return;
+        }
+        leg.heard = true;
+        if code == 100 {
             return;
         }
         if code < 300 {
@@ -883,8 +888,25 @@ impl Core {
         true
     }
 
-    /// An INVITE of a placed call went unanswered (RFC 3261 Timer B).
+    /// An INVITE of a placed call went unanswered (RFC 3261 Timer B). A
+    /// trunk that says nothing at all is failing, not a customer who does
+    /// not pick up: the dialler backs off instead of counting a no-answer.
     pub(super) fn on_placed_timeout(&mut self, n: u64, side: Side, now: Instant) {
+        let waiting = self
+            .placed
+            .get(&n)
+            .and_then(|p| p.leg(side))
+            .is_some_and(|l| l.state == LegState::Inviting);
+        if side == Side::Trunk && waiting {
+            if let Some(leg) = self.placed.get_mut(&n).and_then(|p| p.leg_mut(side)) {
+                leg.state = LegState::Gone;
+            }
+            let silent = PlacedOutcome::Failed {
+                code: 408,
+                retry_after: None,
+            };
+            return self.end_placed(n, silent, "slotgate", now);
+        }
         let timeout = Message::response(408, "Request Timeout");
         self.on_placed_failure(n, side, 408, &timeout, now);
     }
@@ -900,7 +922,18 @@ impl Core {
             })
         };
         if overdue(placed.leg(Side::Trunk)) {
-            return self.end_placed(n, PlacedOutcome::NoAnswer, "slotgate", now);
+            // Not even a `100 Trying`: the trunk is failing, not the
+            // customer absent.
+            let silent = placed.leg(Side::Trunk).is_some_and(|l| !l.heard);
+            let outcome = if silent {
+                PlacedOutcome::Failed {
+                    code: 408,
+                    retry_after: None,
+                }
+            } else {
+                PlacedOutcome::NoAnswer
+            };
+            return self.end_placed(n, outcome, "slotgate", now);
         }
         if overdue(placed.leg(Side::Pbx)) {
             match placed.order {

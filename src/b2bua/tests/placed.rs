@@ -485,3 +485,27 @@ fn placing_needs_media_and_a_usable_agent_target() {
     );
     assert!(net.collect().is_empty(), "nothing sent");
 }
+
+#[test]
+fn a_trunk_that_never_answers_the_invite_is_a_failure_not_a_no_answer() {
+    let (mut net, _) = net();
+    net.core
+        .place_call(request(LegOrder::CustomerFirst), net.now)
+        .unwrap();
+    net.collect();
+    // No 100, no 180: Timer B (64*T1) ends the transaction.
+    net.advance(Duration::from_secs(40));
+    let kinds = events(&mut net);
+    assert_eq!(
+        kinds.last(),
+        Some(&ended(
+            PlacedOutcome::Failed {
+                code: 408,
+                retry_after: None
+            },
+            "slotgate"
+        )),
+        "{kinds:?}"
+    );
+    assert_eq!(net.core.active_calls(), 0);
+}

@@ -940,15 +940,22 @@ impl Dialer {
             _ => CallProgress::Ended,
         };
         self.progress(&key, call, progress, now);
+        // A trunk that refuses (503) or says nothing (408 from slotgate's
+        // own timer) is not hammered: the campaign pauses, for the
+        // trunk's Retry-After when it gives one.
         if let PlacedOutcome::Failed {
-            code: 503,
+            code: code @ (503 | 408),
             retry_after,
         } = placed
         {
             if let Some(run) = self.runs.get_mut(&key) {
                 let pause = retry_after.and_then(|d| chrono::TimeDelta::from_std(d).ok());
                 run.pacer.trunk_backoff(now, pause);
-                warn!(?retry_after, "the trunk refused with 503: dialling paused");
+                warn!(
+                    code,
+                    ?retry_after,
+                    "the trunk is refusing or silent: dialling paused"
+                );
             }
         }
         let seat = self.live.get_mut(attempt_id).and_then(|l| l.seat.take());
