@@ -39,8 +39,7 @@
 //! steady state (nothing due) and with a backlog (every slot due):
 //! `EXPLAIN QUERY PLAN` on SQLite, `EXPLAIN ANALYZE` in a rolled-back
 //! transaction on PostgreSQL (there also the generic plan a prepared
-//! statement may switch to after five runs), and the same for the claim
-//! written as proposed in `proposed_claim_sql`.
+//! statement may switch to after five runs).
 //! The resident memory is this process only: PostgreSQL's own memory is
 //! the server's.
 //!
@@ -776,34 +775,18 @@ async fn verify(side: &mut Side, settings: &Settings, fired: u64) -> Result<(), 
 
 /// The claim statement of `claim_due_callbacks`, with literals for its
 /// parameters. A copy of the SQL in `store/scheduler_queries.rs`: keep
-/// the two in step.
+/// the two in step. Each status is read on its own as a range of
+/// `scheduled_callbacks_due` in index order, limited, and only the two
+/// short lists are merged: one range per status OR-ed together cannot be
+/// read in `slot_start` order, so a backlog would cost every claim a read
+/// and sort of every due row.
 fn claim_sql(kind: Kind, now: &str, until: &str, limit: &str) -> String {
-    format!(
-        "UPDATE scheduled_callbacks SET status = 'claimed', claimed_by = '{NODE}', \
-           lease_until = {until} \
-         WHERE id IN ( \
-           SELECT c.id FROM scheduled_callbacks c \
-           WHERE c.slot_start <= {now} \
-             AND (c.status = 'pending' OR (c.status = 'claimed' AND c.lease_until <= {now})) \
-             AND NOT EXISTS (SELECT 1 FROM callback_attempts a \
-               WHERE a.callback_id = c.id AND a.state = 'dialling') \
-           ORDER BY c.slot_start, c.id LIMIT {limit}{}) \
-         RETURNING id",
-        skip_locked(kind)
-    )
-}
-
-/// The claim as proposed: the same rows in the same order, but each
-/// status read on its own as a range of `scheduled_callbacks_due` in index
-/// order, limited, and only the two short lists merged. The statement in
-/// the store has one range per status OR-ed together, which neither
-/// engine can read in `slot_start` order: both read every due row and sort
-/// them to keep `limit`, so a backlog costs every claim in proportion to
-/// its size.
-fn proposed_claim_sql(kind: Kind, now: &str, until: &str, limit: &str) -> String {
     let skip_locked = skip_locked(kind);
-    let not_dialling = "NOT EXISTS (SELECT 1 FROM callback_attempts a \
-         WHERE a.callback_id = c.id AND a.state = 'dialling')";
+    let due = format!(
+        "AND (c.retry_at IS NULL OR c.retry_at <= {now}) \
+         AND NOT EXISTS (SELECT 1 FROM callback_attempts a \
+           WHERE a.callback_id = c.id AND a.state = 'dialling')"
+    );
     format!(
         "UPDATE scheduled_callbacks SET status = 'claimed', claimed_by = '{NODE}', \
            lease_until = {until} \
@@ -811,13 +794,13 @@ fn proposed_claim_sql(kind: Kind, now: &str, until: &str, limit: &str) -> String
            SELECT id FROM ( \
              SELECT id, slot_start FROM ( \
                SELECT c.id, c.slot_start FROM scheduled_callbacks c \
-               WHERE c.status = 'pending' AND c.slot_start <= {now} AND {not_dialling} \
+               WHERE c.status = 'pending' AND c.slot_start <= {now} {due} \
                ORDER BY c.slot_start, c.id LIMIT {limit}{skip_locked}) AS p \
              UNION ALL \
              SELECT id, slot_start FROM ( \
                SELECT c.id, c.slot_start FROM scheduled_callbacks c \
                WHERE c.status = 'claimed' AND c.slot_start <= {now} \
-                 AND c.lease_until <= {now} AND {not_dialling} \
+                 AND c.lease_until <= {now} {due} \
                ORDER BY c.slot_start, c.id LIMIT {limit}{skip_locked}) AS e \
            ) AS due ORDER BY slot_start, id LIMIT {limit}) \
          RETURNING id"
@@ -847,8 +830,7 @@ fn skip_locked(kind: Kind) -> &'static str {
 
 /// Prints the plans of the claim transaction's statements at full size,
 /// in the steady state (now: nothing due) and with a backlog (every slot
-/// due, as after an outage), then the same for the claim as proposed (see
-/// [`proposed_claim_sql`]). Nothing is kept: every statement runs in a
+/// due, as after an outage). Nothing is kept: every statement runs in a
 /// transaction that is rolled back.
 async fn print_plans(side: &mut Side, kind: Kind, settings: &Settings) {
     let now = Utc::now();
@@ -869,10 +851,6 @@ async fn print_plans(side: &mut Side, kind: Kind, settings: &Settings) {
             for (what, sql) in [
                 ("recovery", recovery_sql(kind, &now)),
                 ("claim", claim_sql(kind, &now, &until, &limit)),
-                (
-                    "proposed claim",
-                    proposed_claim_sql(kind, &now, &until, &limit),
-                ),
             ] {
                 let plan = in_rolled_back(side, |side| {
                     Box::pin(async move {

@@ -82,96 +82,53 @@ pub async fn seed(url: &str, slots: &Slots<'_>, count: usize) -> Vec<String> {
     ids
 }
 
+/// Runs `$body` with `$conn` connected to `$url`, whichever the engine,
+/// and closes the connection.
+macro_rules! with_connection {
+    ($url:expr, $conn:ident => $body:expr) => {
+        if $url.starts_with("sqlite") {
+            let mut $conn = sqlx::SqliteConnection::connect($url).await.expect("sqlite");
+            let out = $body;
+            let _ = $conn.close().await;
+            out
+        } else {
+            let mut $conn = sqlx::PgConnection::connect($url).await.expect("postgres");
+            let out = $body;
+            let _ = $conn.close().await;
+            out
+        }
+    };
+}
+
 /// Runs `sql` on a connection of its own.
 pub async fn execute(url: &str, sql: &str) {
-    if url.starts_with("sqlite") {
-        let mut conn = sqlx::SqliteConnection::connect(url).await.expect("sqlite");
+    with_connection!(url, conn => {
         conn.execute(sql).await.expect("sql");
-        let _ = conn.close().await;
-    } else {
-        let mut conn = sqlx::PgConnection::connect(url).await.expect("postgres");
-        conn.execute(sql).await.expect("sql");
-        let _ = conn.close().await;
-    }
+    })
 }
 
 /// (callback id, status) of every callback.
 pub async fn statuses(url: &str) -> Vec<(String, String)> {
     let sql = "SELECT id, status FROM scheduled_callbacks ORDER BY id";
-    if url.starts_with("sqlite") {
-        let mut conn = sqlx::SqliteConnection::connect(url).await.expect("sqlite");
-        let rows: Vec<(String, String)> = sqlx::query_as(sql)
-            .fetch_all(&mut conn)
-            .await
-            .expect("rows");
-        let _ = conn.close().await;
-        rows
-    } else {
-        let mut conn = sqlx::PgConnection::connect(url).await.expect("postgres");
-        let rows: Vec<(String, String)> = sqlx::query_as(sql)
-            .fetch_all(&mut conn)
-            .await
-            .expect("rows");
-        let _ = conn.close().await;
-        rows
-    }
+    with_connection!(url, conn => sqlx::query_as(sql).fetch_all(&mut conn).await.expect("rows"))
 }
 
 /// (attempt id, callback id, state) of every attempt.
 pub async fn attempts(url: &str) -> Vec<(String, String, String)> {
     let sql = "SELECT id, callback_id, state FROM callback_attempts ORDER BY created_at";
-    if url.starts_with("sqlite") {
-        let mut conn = sqlx::SqliteConnection::connect(url).await.expect("sqlite");
-        let rows = sqlx::query_as(sql)
-            .fetch_all(&mut conn)
-            .await
-            .expect("rows");
-        let _ = conn.close().await;
-        rows
-    } else {
-        let mut conn = sqlx::PgConnection::connect(url).await.expect("postgres");
-        let rows = sqlx::query_as(sql)
-            .fetch_all(&mut conn)
-            .await
-            .expect("rows");
-        let _ = conn.close().await;
-        rows
-    }
+    with_connection!(url, conn => sqlx::query_as(sql).fetch_all(&mut conn).await.expect("rows"))
 }
 
-/// Attempts begun before their slot (SQLite stores instants as sortable
-/// text in one format, so the comparison is on the text).
+/// Attempts begun before their slot (instants compare in the stored
+/// form: sortable text on SQLite, timestamps on PostgreSQL).
 pub async fn attempts_before_slot(url: &str) -> i64 {
-    let mut conn = sqlx::SqliteConnection::connect(url).await.expect("sqlite");
-    let n: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM callback_attempts a JOIN scheduled_callbacks c \
-         ON c.id = a.callback_id WHERE a.created_at < c.slot_start",
-    )
-    .fetch_one(&mut conn)
-    .await
-    .expect("count");
-    let _ = conn.close().await;
-    n
+    let sql = "SELECT COUNT(*) FROM callback_attempts a JOIN scheduled_callbacks c \
+         ON c.id = a.callback_id WHERE a.created_at < c.slot_start";
+    with_connection!(url, conn => sqlx::query_scalar(sql).fetch_one(&mut conn).await.expect("count"))
 }
 
 /// The nodes that made attempts.
 pub async fn attempt_nodes(url: &str) -> Vec<String> {
     let sql = "SELECT DISTINCT node FROM callback_attempts ORDER BY node";
-    if url.starts_with("sqlite") {
-        let mut conn = sqlx::SqliteConnection::connect(url).await.expect("sqlite");
-        let rows = sqlx::query_scalar(sql)
-            .fetch_all(&mut conn)
-            .await
-            .expect("rows");
-        let _ = conn.close().await;
-        rows
-    } else {
-        let mut conn = sqlx::PgConnection::connect(url).await.expect("postgres");
-        let rows = sqlx::query_scalar(sql)
-            .fetch_all(&mut conn)
-            .await
-            .expect("rows");
-        let _ = conn.close().await;
-        rows
-    }
+    with_connection!(url, conn => sqlx::query_scalar(sql).fetch_all(&mut conn).await.expect("rows"))
 }

@@ -543,7 +543,7 @@ impl Dialer {
                 LegOrder::CustomerFirst
             },
             agent_target: target,
-            context: context(&callback, &attempt.id),
+            context: context(&callback),
             customer,
             caller: callback.caller.clone(),
             enterprise_id: callback.enterprise_id.clone(),
@@ -576,6 +576,16 @@ impl Dialer {
                 if let Some(live) = self.live.get_mut(&attempt.id) {
                     live.core_call = Some(core_call);
                 }
+            }
+            // A target the core cannot reach without DNS is the
+            // campaign's mistake: retrying would fail the same way.
+            Err(e @ (PlaceError::BadTarget(_) | PlaceError::NoAgentTarget)) => {
+                warn!(attempt = %attempt.id, error = %e, "call not placed");
+                let failed = PlacedOutcome::Failed {
+                    code: 400,
+                    retry_after: None,
+                };
+                self.finish(&attempt.id, failed).await;
             }
             Err(e) => self.not_placed(&attempt.id, &e).await,
         }
@@ -637,7 +647,7 @@ impl Dialer {
             }
             PlacedEventKind::Detected(Verdict::Person) => {
                 self.progress(&key, call, CallProgress::AnsweredByPerson, now);
-                self.connect_someone(&key, &event.attempt_id, now);
+                self.connect_someone(&key, &event.attempt_id);
             }
             PlacedEventKind::Detected(Verdict::Machine) => {
                 self.progress(&key, call, CallProgress::AnsweredByMachine, now);
@@ -659,7 +669,7 @@ impl Dialer {
                 if let (Some(run), Some(seat)) = (self.runs.get_mut(&key), seat) {
                     run.free_seat(seat, now);
                 }
-                self.connect_someone(&key, &event.attempt_id, now);
+                self.connect_someone(&key, &event.attempt_id);
             }
             PlacedEventKind::Connected => {
                 let seat = self
@@ -694,7 +704,7 @@ impl Dialer {
 
     /// Customer-first: a person waits; give them a free agent, or let them
     /// wait for one until the pacer's connect deadline abandons the call.
-    fn connect_someone(&mut self, key: &CampaignKey, attempt_id: &str, now: DateTime<Utc>) {
+    fn connect_someone(&mut self, key: &CampaignKey, attempt_id: &str) {
         let Some(live) = self.live.get(attempt_id) else {
             return;
         };
@@ -721,7 +731,7 @@ impl Dialer {
                 let _ = self.sip.send(DialCommand::ConnectAgent {
                     call: core_call,
                     target,
-                    context: context(&callback, attempt_id),
+                    context: context(&callback),
                 });
                 if let Some(live) = self.live.get_mut(attempt_id) {
                     live.seat = Some(seat);
@@ -733,7 +743,6 @@ impl Dialer {
                 }
             }
         }
-        let _ = now;
     }
 
     fn progress(
@@ -804,11 +813,20 @@ impl Dialer {
                 }
             }
             PacerEvent::ContactDropped { contact, reason } => {
-                if self.claimed.remove(&contact.0).is_some() {
-                    info!(callback = %contact, reason = reason.code(), "callback dropped");
-                    self.release(&contact.0, None, Some(reason.code())).await;
-                    self.record(key, None, outcome::CallOutcome::Dropped).await;
+                if self.claimed.remove(&contact.0).is_none() {
+                    return;
                 }
+                if let DropReason::Withdrawn(why) = &reason {
+                    // Taken back by the dialler itself (no free seat this
+                    // moment): due again shortly, not dropped.
+                    debug!(callback = %contact, why, "callback given back");
+                    let soon = now + chrono::TimeDelta::seconds(5);
+                    self.release(&contact.0, Some(soon), None).await;
+                    return;
+                }
+                info!(callback = %contact, reason = reason.code(), "callback dropped");
+                self.release(&contact.0, None, Some(reason.code())).await;
+                self.record(key, None, outcome::CallOutcome::Dropped).await;
             }
         }
     }
@@ -975,23 +993,23 @@ impl Dialer {
             }
             self.by_pacer_call.remove(&(live.key, live.call));
         }
-        self.serve_waiting(&key, now);
+        self.serve_waiting(&key);
     }
 
     /// A seat came free: the longest-waiting person gets it.
-    fn serve_waiting(&mut self, key: &CampaignKey, now: DateTime<Utc>) {
+    fn serve_waiting(&mut self, key: &CampaignKey) {
         let next = self
             .runs
             .get_mut(key)
             .and_then(|r| (!r.waiting.is_empty()).then(|| r.waiting.remove(0)));
         if let Some(attempt_id) = next {
-            self.connect_someone(key, &attempt_id, now);
+            self.connect_someone(key, &attempt_id);
         }
     }
 }
 
 /// The agent's screen pop: who, why, and which attempt.
-fn context(callback: &ScheduledCallback, attempt_id: &str) -> Vec<(String, String)> {
+fn context(callback: &ScheduledCallback) -> Vec<(String, String)> {
     let mut headers = vec![
         ("X-Slotgate-Customer".to_string(), callback.callee.clone()),
         (
@@ -1006,6 +1024,5 @@ fn context(callback: &ScheduledCallback, attempt_id: &str) -> Vec<(String, Strin
     if let Some(consent) = &callback.consent_id {
         headers.push(("X-Slotgate-Consent".to_string(), consent.clone()));
     }
-    let _ = attempt_id;
     headers
 }
