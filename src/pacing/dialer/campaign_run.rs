@@ -151,6 +151,12 @@ impl CampaignRun {
         self.record = record;
     }
 
+    /// Whether `record` paces differently from the settings this run's
+    /// pacer was built with.
+    pub fn settings_changed(&self, record: Option<&CampaignRecord>) -> bool {
+        self.record.as_ref().map(|r| &r.settings) != record.map(|r| &r.settings)
+    }
+
     pub fn paused(&self) -> bool {
         self.record
             .as_ref()

@@ -351,14 +351,39 @@ impl Dialer {
     async fn refresh_campaigns(&mut self, now: DateTime<Utc>) {
         let keys: Vec<CampaignKey> = self.runs.keys().cloned().collect();
         for key in keys {
-            match self.store.campaign_for(&key.0, &key.1).await {
-                Ok(record) => {
-                    if let Some(run) = self.runs.get_mut(&key) {
-                        run.refresh(record, &self.config, now);
-                    }
+            let record = match self.store.campaign_for(&key.0, &key.1).await {
+                Ok(record) => record,
+                Err(e) => {
+                    debug!(error = %e, "cannot refresh a campaign");
+                    continue;
                 }
-                Err(e) => debug!(error = %e, "cannot refresh a campaign"),
+            };
+            let Some(run) = self.runs.get_mut(&key) else {
+                continue;
+            };
+            // New pacing settings (limits, mode, hours) need a new pacer;
+            // it is built between calls, so no call loses its pacer.
+            if run.settings_changed(record.as_ref()) && run.pacer.calls_in_progress() == 0 {
+                match CampaignRun::load(&self.store, &self.config, &key, now).await {
+                    Ok(mut fresh) => {
+                        for (id, (k, callback)) in &self.claimed {
+                            if k != &key {
+                                continue;
+                            }
+                            if let Ok(number) = E164::parse(&callback.callee, None) {
+                                fresh
+                                    .pacer
+                                    .offer(Contact::for_number(ContactId(id.clone()), &number));
+                            }
+                        }
+                        info!(campaign = %key.1, "campaign settings changed: pacing anew");
+                        self.runs.insert(key, fresh);
+                    }
+                    Err(e) => warn!(error = %e, "cannot reload a changed campaign"),
+                }
+                continue;
             }
+            run.refresh(record, &self.config, now);
         }
     }
 
