@@ -335,72 +335,66 @@ fn a_slot_fires_both_legs_connect_and_audio_crosses_slotgate_both_ways() {
     );
 }
 
-#[test]
-fn a_bye_from_the_agent_ends_the_customer_leg() {
+/// One slot in `mode` with SIPp on both sides running `agent` and
+/// `customer`; both scenarios must pass within `limit`, and the callback's
+/// attempts must end as `wanted`. The setup (for more checks) and how long
+/// the customer's side ran.
+fn one_call(
+    mode: &str,
+    agent: &str,
+    customer: &str,
+    limit: Duration,
+    wanted: &[&str],
+) -> (Setup, Duration) {
     require_sipp();
     let [sg_port, trunk_port, agent_port] = free_ports::<3>();
-    let set = one_slot("progressive", 1, agent_port, trunk_port, sg_port);
+    let set = one_slot(mode, 1, agent_port, trunk_port, sg_port);
     let work = set._run.path();
-    let mut agent = sipp_on(
-        "agent",
-        "agent_answer_hangs_up.xml",
-        agent_port,
-        work,
-        1,
-        &[("agent_rtp", 9)],
-    );
-    let mut customer = sipp_on(
-        "trunk",
-        "customer_answer.xml",
-        trunk_port,
-        work,
-        1,
-        &[("trunk_rtp", 9)],
-    );
-    let ok = finished(&mut agent, Duration::from_secs(30))
-        && finished(&mut customer, Duration::from_secs(10));
+    let mut agent = sipp_on("agent", agent, agent_port, work, 1, &[("agent_rtp", 9)]);
+    let mut customer = sipp_on("trunk", customer, trunk_port, work, 1, &[("trunk_rtp", 9)]);
+    let started = Instant::now();
+    let customer_ok = finished(&mut customer, limit);
+    let ran = started.elapsed();
+    let ok = customer_ok && finished(&mut agent, Duration::from_secs(10));
     assert!(
         ok,
-        "{}\n{}\n{}",
+        "{}\n=== agent ===\n{}\n=== customer ===\n{}",
         tail(&set.slotgate.log(), 80),
         tail(&read_or_note(&agent.message_file()), 40),
         tail(&read_or_note(&customer.message_file()), 40)
     );
-    let (status, attempts) =
-        wait_for_attempts(&set.url, "cb-0", &["answered"], Duration::from_secs(5));
-    assert_eq!(
-        (status.as_str(), attempts),
-        ("done", vec!["answered".to_string()])
+    let (_, attempts) = wait_for_attempts(&set.url, "cb-0", wanted, Duration::from_secs(5));
+    assert_eq!(attempts, wanted, "{}", tail(&set.slotgate.log(), 60));
+    (set, ran)
+}
+
+#[test]
+fn a_bye_from_the_agent_ends_the_customer_leg() {
+    let (set, _) = one_call(
+        "progressive",
+        "agent_answer_hangs_up.xml",
+        "customer_answer.xml",
+        Duration::from_secs(30),
+        &["answered"],
     );
+    assert_eq!(state_of(&set.url, "cb-0").0, "done");
 }
 
 #[test]
 fn a_busy_customer_is_recorded_and_tried_again_later() {
-    require_sipp();
-    let [sg_port, trunk_port, agent_port] = free_ports::<3>();
-    let set = one_slot("progressive", 1, agent_port, trunk_port, sg_port);
-    let work = set._run.path();
-    let mut agent = sipp_on(
-        "agent",
+    // The agent's leg is hung up when the customer's line is busy.
+    let (set, _) = one_call(
+        "progressive",
         "agent_answer.xml",
-        agent_port,
-        work,
-        1,
-        &[("agent_rtp", 9)],
+        "customer_busy.xml",
+        Duration::from_secs(30),
+        &["busy"],
     );
-    let mut customer = sipp_on("trunk", "customer_busy.xml", trunk_port, work, 1, &[]);
-    assert!(
-        finished(&mut customer, Duration::from_secs(30)),
-        "{}",
-        tail(&set.slotgate.log(), 80)
+    assert_eq!(
+        state_of(&set.url, "cb-0").0,
+        "pending",
+        "the strategy tries a busy line again"
     );
-    assert!(
-        finished(&mut agent, Duration::from_secs(10)),
-        "the agent's leg was hung up"
-    );
-    let (status, attempts) = wait_for_attempts(&set.url, "cb-0", &["busy"], Duration::from_secs(5));
-    assert_eq!(attempts, ["busy"], "{}", tail(&set.slotgate.log(), 60));
-    assert_eq!(status, "pending", "the strategy tries a busy line again");
     // ... but not at once: the default strategy waits ten minutes.
     std::thread::sleep(Duration::from_secs(2));
     assert_eq!(state_of(&set.url, "cb-0").1, ["busy"]);
@@ -408,32 +402,28 @@ fn a_busy_customer_is_recorded_and_tried_again_later() {
 
 #[test]
 fn a_customer_who_never_answers_is_given_up_after_the_ring_timeout() {
-    require_sipp();
-    let [sg_port, trunk_port, agent_port] = free_ports::<3>();
-    let set = one_slot("progressive", 1, agent_port, trunk_port, sg_port);
-    let work = set._run.path();
-    let mut agent = sipp_on(
-        "agent",
+    let (_, ran) = one_call(
+        "progressive",
         "agent_answer.xml",
-        agent_port,
-        work,
-        1,
-        &[("agent_rtp", 9)],
-    );
-    let mut customer = sipp_on("trunk", "customer_no_answer.xml", trunk_port, work, 1, &[]);
-    let started = Instant::now();
-    assert!(
-        finished(&mut customer, Duration::from_secs(45)),
-        "{}",
-        tail(&set.slotgate.log(), 80)
+        "customer_no_answer.xml",
+        Duration::from_secs(45),
+        &["no-answer"],
     );
     assert!(
-        started.elapsed() >= Duration::from_secs(15),
-        "rang at least the 15 s ring timeout"
+        ran >= Duration::from_secs(15),
+        "rang at least the 15 s ring timeout ({ran:?})"
     );
-    assert!(finished(&mut agent, Duration::from_secs(10)));
-    let (_, attempts) = wait_for_attempts(&set.url, "cb-0", &["no-answer"], Duration::from_secs(5));
-    assert_eq!(attempts, ["no-answer"], "{}", tail(&set.slotgate.log(), 60));
+}
+
+#[test]
+fn a_recorded_hello_is_a_person_and_is_put_through_to_the_agent() {
+    one_call(
+        "predictive",
+        "agent_answer_hangs_up.xml",
+        "trunk_answer_hello.xml",
+        Duration::from_secs(30),
+        &["answered"],
+    );
 }
 
 #[test]
@@ -466,34 +456,6 @@ fn a_recorded_machine_greeting_is_detected_and_hung_up_on() {
         agent_probe.recv_from(&mut buf).is_err(),
         "no agent is called for a machine"
     );
-}
-
-#[test]
-fn a_recorded_hello_is_a_person_and_is_put_through_to_the_agent() {
-    require_sipp();
-    let [sg_port, trunk_port, agent_port] = free_ports::<3>();
-    let set = one_slot("predictive", 1, agent_port, trunk_port, sg_port);
-    let work = set._run.path();
-    let mut agent = sipp_on(
-        "agent",
-        "agent_answer_hangs_up.xml",
-        agent_port,
-        work,
-        1,
-        &[("agent_rtp", 9)],
-    );
-    let mut customer = sipp_on("trunk", "trunk_answer_hello.xml", trunk_port, work, 1, &[]);
-    let ok = finished(&mut agent, Duration::from_secs(30))
-        && finished(&mut customer, Duration::from_secs(15));
-    assert!(
-        ok,
-        "{}\n{}\n{}",
-        tail(&set.slotgate.log(), 80),
-        tail(&read_or_note(&agent.message_file()), 40),
-        tail(&read_or_note(&customer.message_file()), 40)
-    );
-    let (_, attempts) = wait_for_attempts(&set.url, "cb-0", &["answered"], Duration::from_secs(5));
-    assert_eq!(attempts, ["answered"], "{}", tail(&set.slotgate.log(), 60));
 }
 
 #[test]
