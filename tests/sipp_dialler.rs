@@ -560,3 +560,91 @@ fn a_busy_line_under_a_prompt_pass_asks_for_another_time_and_calls_again() {
         "{attempts:?}"
     );
 }
+
+#[test]
+fn a_supervisor_raising_the_call_rate_is_heard_between_calls() {
+    require_sipp();
+    let [sg_port, trunk_port, agent_port] = free_ports::<3>();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = Slotgate::db_in(dir.path());
+    let (e, p) = people(&url);
+    let hours = hours_including_now();
+    let settings = |cps: f64| -> slotgate::pacing::CampaignSettings {
+        serde_json::from_value(serde_json::json!({
+            "mode": "progressive", "agents_target": 1, "ring_timeout_secs": 15,
+            "limits": {"calls_per_second": cps},
+            "calling_hours": {"default": hours}
+        }))
+        .expect("settings")
+    };
+    let spec = |cps: f64| slotgate::store::campaigns::CampaignSpec {
+        settings: settings(cps),
+        ..Default::default()
+    };
+    // One call per 30 s: the second callback would wait half a minute.
+    block_on(async {
+        let store = slotgate::store::Store::connect(&url).await.expect("store");
+        store
+            .create_campaign(&e, "spring", &spec(1.0 / 30.0), None, Utc::now())
+            .await
+            .expect("campaign");
+        store.close().await;
+    });
+    let target = format!("sip:4001@127.0.0.1:{agent_port}");
+    block_on(callbacks::seed(
+        &url,
+        &Slots {
+            enterprise: &e,
+            person: &p,
+            callee: CALLEE,
+            campaign: "spring",
+            pbx_target: &target,
+            first: Utc::now() + TimeDelta::seconds(1),
+            spacing: TimeDelta::milliseconds(100),
+        },
+        2,
+    ));
+    let slotgate = Slotgate::start_in(
+        dir,
+        sg_port,
+        "",
+        &config(trunk_port, "progressive", "node-a", ""),
+    );
+    let run = tempfile::tempdir().expect("run dir");
+    let work = run.path();
+    let _agent = sipp_on(
+        "agent",
+        "agent_answer.xml",
+        agent_port,
+        work,
+        2,
+        &[("agent_rtp", 9)],
+    );
+    let mut customer = sipp_on("trunk", "customer_busy.xml", trunk_port, work, 2, &[]);
+    let invites = |sipp: &Sipp| read_or_note(&sipp.log_file()).matches("attempt ").count();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while invites(&customer) < 1 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(invites(&customer), 1, "{}", tail(&slotgate.log(), 60));
+    // The first call is over (busy); the supervisor raises the rate.
+    let raised = Instant::now();
+    block_on(async {
+        let store = slotgate::store::Store::connect(&url).await.expect("store");
+        store
+            .update_campaign(&e, "spring", &spec(5.0), None, Utc::now())
+            .await
+            .expect("update");
+        store.close().await;
+    });
+    assert!(
+        finished(&mut customer, Duration::from_secs(20)),
+        "{}",
+        tail(&slotgate.log(), 60)
+    );
+    assert!(
+        raised.elapsed() < Duration::from_secs(15),
+        "the second call waited for the old rate ({:?})",
+        raised.elapsed()
+    );
+}
