@@ -40,6 +40,53 @@ fn people(url: &str) -> (String, String) {
     })
 }
 
+/// `count` callbacks for the callee in campaign "spring", the first due
+/// `in_secs` from now, their agent leg toward the SIPp at `agent_port`.
+fn seed_slots(
+    url: &str,
+    (enterprise, person): (&str, &str),
+    agent_port: u16,
+    in_secs: i64,
+    spacing: TimeDelta,
+    count: usize,
+) {
+    let target = format!("sip:4001@127.0.0.1:{agent_port}");
+    block_on(callbacks::seed(
+        url,
+        &Slots {
+            enterprise,
+            person,
+            callee: CALLEE,
+            campaign: "spring",
+            pbx_target: &target,
+            first: Utc::now() + TimeDelta::seconds(in_secs),
+            spacing,
+        },
+        count,
+    ));
+}
+
+/// Campaign "spring" as an operator stores it through the API.
+fn store_campaign(
+    url: &str,
+    enterprise: &str,
+    settings: slotgate::pacing::CampaignSettings,
+    strategy: Option<slotgate::pacing::Strategy>,
+) {
+    block_on(async {
+        let store = slotgate::store::Store::connect(url).await.expect("store");
+        let spec = slotgate::store::campaigns::CampaignSpec {
+            settings,
+            ..Default::default()
+        };
+        store
+            .create_campaign(enterprise, "spring", &spec, strategy.as_ref(), Utc::now())
+            .await
+            .expect("campaign");
+        store.close().await;
+    });
+}
+
 /// The config of a dialling node: `mode` for every campaign, one agent.
 fn config(trunk_port: u16, mode: &str, node: &str, extra: &str) -> String {
     let hours = hours_including_now();
@@ -197,20 +244,14 @@ fn one_slot(mode: &str, in_secs: i64, agent_port: u16, trunk_port: u16, sg_port:
     let dir = tempfile::tempdir().expect("tempdir");
     let url = Slotgate::db_in(dir.path());
     let (e, p) = people(&url);
-    let target = format!("sip:4001@127.0.0.1:{agent_port}");
-    block_on(callbacks::seed(
+    seed_slots(
         &url,
-        &Slots {
-            enterprise: &e,
-            person: &p,
-            callee: CALLEE,
-            campaign: "spring",
-            pbx_target: &target,
-            first: Utc::now() + TimeDelta::seconds(in_secs),
-            spacing: TimeDelta::seconds(1),
-        },
+        (&e, &p),
+        agent_port,
+        in_secs,
+        TimeDelta::seconds(1),
         1,
-    ));
+    );
     let slotgate = Slotgate::start_in(dir, sg_port, "", &config(trunk_port, mode, "node-a", ""));
     let run = tempfile::tempdir().expect("run dir");
     // SIPp reads the recorded greetings relative to its working directory.
@@ -466,49 +507,20 @@ fn a_busy_line_under_a_prompt_pass_asks_for_another_time_and_calls_again() {
     let url = Slotgate::db_in(dir.path());
     let (e, p) = people(&url);
     let hours = hours_including_now();
-    block_on(async {
-        let store = slotgate::store::Store::connect(&url).await.expect("store");
-        let settings = serde_json::from_value(serde_json::json!({
-            "mode": "progressive", "agents_target": 1, "ring_timeout_secs": 15,
-            "calling_hours": {"default": hours}
-        }))
-        .expect("settings");
-        // Voice once; on a busy line, the prompt; on its answer, voice again.
-        let strategy = serde_json::from_value(serde_json::json!({"passes": [
-            {"channel": "voice", "max_attempts": 1},
-            {"channel": "prompt", "enter_on": ["busy", "no-answer"]},
-            {"channel": "voice", "enter_on": ["prompted"], "max_attempts": 1}
-        ]}))
-        .expect("strategy");
-        store
-            .create_campaign(
-                &e,
-                "spring",
-                &slotgate::store::campaigns::CampaignSpec {
-                    settings,
-                    ..Default::default()
-                },
-                Some(&strategy),
-                Utc::now(),
-            )
-            .await
-            .expect("campaign");
-        store.close().await;
-    });
-    let target = format!("sip:4001@127.0.0.1:{agent_port}");
-    block_on(callbacks::seed(
-        &url,
-        &Slots {
-            enterprise: &e,
-            person: &p,
-            callee: CALLEE,
-            campaign: "spring",
-            pbx_target: &target,
-            first: Utc::now() + TimeDelta::seconds(1),
-            spacing: TimeDelta::seconds(1),
-        },
-        1,
-    ));
+    let settings = serde_json::from_value(serde_json::json!({
+        "mode": "progressive", "agents_target": 1, "ring_timeout_secs": 15,
+        "calling_hours": {"default": hours}
+    }))
+    .expect("settings");
+    // Voice once; on a busy line, the prompt; on its answer, voice again.
+    let strategy = serde_json::from_value(serde_json::json!({"passes": [
+        {"channel": "voice", "max_attempts": 1},
+        {"channel": "prompt", "enter_on": ["busy", "no-answer"]},
+        {"channel": "voice", "enter_on": ["prompted"], "max_attempts": 1}
+    ]}))
+    .expect("strategy");
+    store_campaign(&url, &e, settings, Some(strategy));
+    seed_slots(&url, (&e, &p), agent_port, 1, TimeDelta::seconds(1), 1);
     let extra = format!(
         "[prompts]\ncalling_hours = \"{hours}\"\n\
          [channels.simulator]\nauto_reply = \"now\"\nauto_reply_delay_ms = 300\n"
@@ -577,33 +589,16 @@ fn a_supervisor_raising_the_call_rate_is_heard_between_calls() {
         }))
         .expect("settings")
     };
-    let spec = |cps: f64| slotgate::store::campaigns::CampaignSpec {
-        settings: settings(cps),
-        ..Default::default()
-    };
     // One call per 30 s: the second callback would wait half a minute.
-    block_on(async {
-        let store = slotgate::store::Store::connect(&url).await.expect("store");
-        store
-            .create_campaign(&e, "spring", &spec(1.0 / 30.0), None, Utc::now())
-            .await
-            .expect("campaign");
-        store.close().await;
-    });
-    let target = format!("sip:4001@127.0.0.1:{agent_port}");
-    block_on(callbacks::seed(
+    store_campaign(&url, &e, settings(1.0 / 30.0), None);
+    seed_slots(
         &url,
-        &Slots {
-            enterprise: &e,
-            person: &p,
-            callee: CALLEE,
-            campaign: "spring",
-            pbx_target: &target,
-            first: Utc::now() + TimeDelta::seconds(1),
-            spacing: TimeDelta::milliseconds(100),
-        },
+        (&e, &p),
+        agent_port,
+        1,
+        TimeDelta::milliseconds(100),
         2,
-    ));
+    );
     let slotgate = Slotgate::start_in(
         dir,
         sg_port,
@@ -632,7 +627,16 @@ fn a_supervisor_raising_the_call_rate_is_heard_between_calls() {
     block_on(async {
         let store = slotgate::store::Store::connect(&url).await.expect("store");
         store
-            .update_campaign(&e, "spring", &spec(5.0), None, Utc::now())
+            .update_campaign(
+                &e,
+                "spring",
+                &slotgate::store::campaigns::CampaignSpec {
+                    settings: settings(5.0),
+                    ..Default::default()
+                },
+                None,
+                Utc::now(),
+            )
             .await
             .expect("update");
         store.close().await;

@@ -297,6 +297,7 @@ impl Core {
         self.next_call += 1;
         let n = self.next_call;
         let media = anchor.open_bridge(n)?;
+        let order = request.order;
         let placed = Placed {
             attempt_id: request.attempt_id.clone(),
             order: request.order,
@@ -314,8 +315,8 @@ impl Core {
             caller_id: None,
         };
         self.placed.insert(n, placed);
-        match (placed_order(&self.placed, n), agent_peer) {
-            (Some(LegOrder::AgentFirst), Some(peer)) => self.invite_agent(n, peer, now),
+        match (order, agent_peer) {
+            (LegOrder::AgentFirst, Some(peer)) => self.invite_agent(n, peer, now),
             _ => self.invite_customer(n, now),
         }
         Ok(n)
@@ -1185,8 +1186,4 @@ impl Core {
     pub(super) fn find_placed(&self, call_id: &str) -> Option<(u64, Side)> {
         self.by_placed_call_id.get(call_id).copied()
     }
-}
-
-fn placed_order(placed: &HashMap<u64, Placed>, n: u64) -> Option<LegOrder> {
-    placed.get(&n).map(|p| p.order)
 }

@@ -236,17 +236,19 @@ macro_rules! hold_queries {
             fetch_optional(pool, &sql, &[request_id], callback_from_row, CONTEXT).await
         }
 
-        /// Pending callbacks, earliest slot first.
-        pub(crate) async fn pending_callbacks(
+        /// Callbacks in `status`, earliest slot first.
+        pub(crate) async fn callbacks_with_status(
             pool: &Pool<Db>,
+            status: &str,
             limit: i64,
         ) -> QueryResult<Vec<ScheduledCallback>> {
             const CONTEXT: &str = "listing scheduled callbacks";
             let sql = format!(
-                "SELECT {CALLBACK_COLUMNS} FROM scheduled_callbacks WHERE status = 'pending' \
-                 ORDER BY slot_start, id LIMIT $1"
+                "SELECT {CALLBACK_COLUMNS} FROM scheduled_callbacks WHERE status = $1 \
+                 ORDER BY slot_start, id LIMIT $2"
             );
             let rows = sqlx::query(&sql)
+                .bind(status)
                 .bind(limit)
                 .fetch_all(pool)
                 .await

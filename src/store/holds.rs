@@ -228,6 +228,6 @@ impl Store {
         &self,
         limit: i64,
     ) -> Result<Vec<ScheduledCallback>, ConsentStoreError> {
-        on_engine!(self, pending_callbacks(limit))
+        on_engine!(self, callbacks_with_status("pending", limit))
     }
 }

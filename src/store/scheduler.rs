@@ -251,7 +251,7 @@ impl Store {
         &self,
         limit: i64,
     ) -> Result<Vec<ScheduledCallback>, ConsentStoreError> {
-        on_engine!(self, unknown_callbacks(limit.max(0)))
+        on_engine!(self, callbacks_with_status("unknown", limit.max(0)))
     }
 
     /// Every attempt at a callback, oldest first.

@@ -397,27 +397,6 @@ macro_rules! scheduler_queries {
             Ok(())
         }
 
-        /// Callbacks whose outcome is unknown, oldest slot first.
-        pub(crate) async fn unknown_callbacks(
-            pool: &Pool<Db>,
-            limit: i64,
-        ) -> QueryResult<Vec<ScheduledCallback>> {
-            const CONTEXT: &str = "listing unknown callbacks";
-            let sql = format!(
-                "SELECT {CALLBACK_COLUMNS} FROM scheduled_callbacks WHERE status = 'unknown' \
-                 ORDER BY slot_start, id LIMIT $1"
-            );
-            let rows = sqlx::query(&sql)
-                .bind(limit)
-                .fetch_all(pool)
-                .await
-                .map_err(query_error(CONTEXT))?;
-            rows.iter()
-                .map(callback_from_row)
-                .collect::<Result<_, _>>()
-                .map_err(query_error(CONTEXT))
-        }
-
         /// Every attempt at a callback, oldest first.
         pub(crate) async fn callback_attempts(
             pool: &Pool<Db>,
